@@ -1,0 +1,15 @@
+/* joule/joule.h: the whole public API in one include. */
+#ifndef JOULE_H
+#define JOULE_H
+
+#include "joule/dtype.h"
+#include "joule/engine.h"
+#include "joule/graph.h"
+#include "joule/infer.h"
+#include "joule/onnx.h"
+#include "joule/status.h"
+#include "joule/tensor.h"
+
+#define JOULE_VERSION "0.1.0"
+
+#endif
