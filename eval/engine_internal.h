@@ -1,0 +1,95 @@
+/* eval/engine_internal.h: the session's private state, shared by engine.c (public API, runs) and
+ * plan.c (shape inference, kernel choice, constant folding, memory layout). Not installed.
+ *
+ * Every graph value has one eng_value slot holding its concrete view. A plan decides for each
+ * value where its bytes live: in the model (initializers), in a tensor the plan owns (folded or
+ * propagated constants), in the caller's input tensor (fed inputs), or at an offset in the one
+ * activation arena. Nodes keep pointer arrays into those views, so a run only walks the nodes. */
+#ifndef JOULE_ENGINE_INTERNAL_H
+#define JOULE_ENGINE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eval/kernel.h"
+#include "joule/engine.h"
+
+typedef struct eng_value {
+    const joule_value *v;
+    joule_view view;           /* concrete dtype and dims once known; data where it lives */
+    bool known;                /* dtype and dims are set */
+    bool is_const;             /* data fixed for the whole plan (view.data set at plan time) */
+    bool is_fed;               /* a graph input the caller feeds */
+    const joule_tensor *data;  /* known contents (for inference), or NULL */
+    joule_tensor *owned;       /* a tensor this plan made (folded, propagated, realigned) */
+    bool in_arena;
+    int first, last;           /* positions of the producing node and of the last reader */
+    size_t offset, bytes;      /* place in the arena */
+} eng_value;
+
+typedef struct eng_node {
+    const joule_node *node;
+    int64_t opset;
+    const joule_kernel *kernel;
+    void *state;
+    size_t scratch_bytes;
+    const joule_view **in;  /* n_inputs entries, NULL for omitted inputs */
+    joule_view **out;       /* n_outputs entries, NULL for omitted outputs */
+    bool run;               /* false when folded or every output was known at plan time */
+} eng_node;
+
+/* An arena region holding a copy of a fed input that is also a graph output. */
+typedef struct eng_copy {
+    size_t value;  /* index of the fed value */
+    size_t offset;
+} eng_copy;
+
+struct joule_session {
+    const joule_model *model;
+    const joule_graph *g;
+    int threads;
+
+    size_t n_values;
+    eng_value *vals;
+    size_t *hash;          /* open addressing: value pointer -> index + 1 (0 = empty) */
+    size_t n_hash;
+
+    size_t n_inputs;       /* fed inputs, declared order */
+    size_t *input_idx;
+    int *in_rank;          /* shapes the current plan was made for */
+    int64_t (*in_dims)[JOULE_MAX_RANK];
+    bool *in_given;        /* shape came from the options, so it may differ from the declared one */
+
+    size_t n_outputs;
+    size_t *output_idx;
+    joule_tensor *out_t;   /* what joule_session_output returns */
+    size_t *out_copy;      /* per output: index into copies + 1, or 0 */
+
+    /* the plan */
+    bool planned;
+    bool have_outputs;     /* a run succeeded since the plan was made */
+    bool data_dependent;   /* some shape depends on input contents: every run plans with data */
+    bool need_data;        /* set by plan when a shape could not be made concrete without data */
+    eng_node *nodes;       /* one per graph node */
+    const joule_view **in_ptrs; /* the nodes' input and output pointer arrays */
+    joule_view **out_ptrs;
+    eng_copy *copies;
+    size_t n_copies;
+    unsigned char *arena;
+    size_t arena_cap, peak;
+    void *scratch;
+    size_t scratch_cap, scratch_need;
+};
+
+/* Index of v's slot, or SIZE_MAX when v is not one of the graph's values. */
+size_t eng_value_index(const joule_session *s, const joule_value *v);
+
+/* Makes a plan for the shapes in s->in_rank/in_dims. With fed non-NULL (data-dependent mode),
+ * the fed tensors are constants and every node is evaluated here. On failure the session has no
+ * plan; s->need_data tells that the failure was a shape that only input contents decide. */
+joule_status eng_plan(joule_session *s, const joule_tensor *const *fed, joule_error *err);
+/* Frees what the current plan made (kernel states, folded tensors); keeps arena and scratch. */
+void eng_plan_clear(joule_session *s);
+
+#endif
