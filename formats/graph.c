@@ -292,6 +292,16 @@ joule_status joule_graph_list_add(joule_graph *g, char which, joule_value *v, jo
     return JOULE_OK;
 }
 
+joule_status joule_graph_add_input(joule_graph *g, joule_value *v, joule_error *err)
+{
+    return (v->flags & JOULE_VALUE_INPUT) ? JOULE_OK : joule_graph_list_add(g, 'i', v, err);
+}
+
+joule_status joule_graph_add_output(joule_graph *g, joule_value *v, joule_error *err)
+{
+    return (v->flags & JOULE_VALUE_OUTPUT) ? JOULE_OK : joule_graph_list_add(g, 'o', v, err);
+}
+
 joule_status joule_graph_append_node(joule_graph *g, joule_node *node, joule_error *err)
 {
     if (joule_grow(&g->nodes, &g->priv->cap_nodes, g->n_nodes + 1, sizeof *g->nodes))

@@ -160,6 +160,9 @@ joule_status joule_graph_new_value(joule_graph *g, const char *hint, joule_value
 joule_status joule_node_create(joule_graph *g, const char *op_type, const char *domain,
                                const char *name, int n_in, const char *const *inputs, int n_out,
                                const char *const *outputs, joule_node **out, joule_error *err);
+/* Declares v as a graph input / output (appended to the declared order). */
+joule_status joule_graph_add_input(joule_graph *g, joule_value *v, joule_error *err);
+joule_status joule_graph_add_output(joule_graph *g, joule_value *v, joule_error *err);
 /* Places node before/after anchor (anchor NULL: at the end / at the start). */
 joule_status joule_graph_insert_before(joule_graph *g, joule_node *node, const joule_node *anchor,
                                        joule_error *err);

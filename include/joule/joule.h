@@ -6,6 +6,7 @@
 #include "joule/engine.h"
 #include "joule/graph.h"
 #include "joule/infer.h"
+#include "joule/info.h"
 #include "joule/onnx.h"
 #include "joule/status.h"
 #include "joule/tensor.h"
