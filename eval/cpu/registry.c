@@ -10,17 +10,17 @@
 
 /* Tables whose kernels have a reference twin further down; skipped with reference_only. */
 static const joule_kernel *const fast_tables[] = {
-    NULL, /* joule_cpu_kernels_linalg (pending) */
+    joule_cpu_kernels_linalg,
     NULL, /* joule_cpu_kernels_quant (pending) */
 };
 
 static const joule_kernel *const tables[] = {
-    /* joule_cpu_kernels_linalg (pending) */
+    joule_cpu_kernels_linalg,
     /* joule_cpu_kernels_quant (pending) */
     /* joule_cpu_kernels_elementwise (pending) */
-    /* joule_cpu_kernels_pool_norm (pending) */
-    /* joule_cpu_kernels_shape (pending) */
-    /* joule_cpu_kernels_linalg_ref (pending) */
+    joule_cpu_kernels_pool_norm,
+    joule_cpu_kernels_shape,
+    joule_cpu_kernels_linalg_ref,
     /* joule_cpu_kernels_quant_ref (pending) */
     NULL,
 };
