@@ -455,6 +455,138 @@ static void test_cnn_fixture(void **state)
     check_fixture("tests/data/cnn.onnx", "tests/data/cnn_ref_logits64.npy");
 }
 
+/* .npy: every dtype round-trips; hostile headers give one-line errors. */
+static void test_npy_roundtrip(void **state)
+{
+    (void)state;
+    char dir[256], path[512];
+    joule_error err = {{0}};
+    assert_non_null(test_tmpdir(dir, sizeof dir));
+    snprintf(path, sizeof path, "%s/t.npy", dir);
+    const joule_dtype types[] = {JOULE_F32, JOULE_F16, JOULE_F64, JOULE_I8, JOULE_U8,
+                                 JOULE_I32, JOULE_I64, JOULE_BOOL, JOULE_U16, JOULE_I16};
+    const int64_t shapes[4][3] = {{0}, {7}, {2, 3}, {2, 0, 4}};
+    const int ranks[4] = {0, 1, 2, 3};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+        for (int si = 0; si < 4; si++) {
+            joule_tensor *t = NULL, *back = NULL;
+            assert_joule_ok(joule_tensor_new(types[ti], ranks[si], shapes[si], &t, &err), &err);
+            unsigned char *b = joule_tensor_mutable_data(t);
+            for (size_t i = 0; i < t->nbytes; i++)
+                b[i] = types[ti] == JOULE_BOOL ? (unsigned char)(i % 2) : (unsigned char)(i * 37 + 5);
+            assert_joule_ok(joule_npy_write(path, t, &err), &err);
+            assert_joule_ok(joule_npy_read(path, &back, &err), &err);
+            assert_int_equal(back->dtype, t->dtype);
+            assert_int_equal(back->rank, t->rank);
+            assert_memory_equal(back->dims, t->dims, (size_t)t->rank * sizeof *t->dims);
+            assert_int_equal(back->nbytes, t->nbytes);
+            if (t->nbytes)
+                assert_memory_equal(back->data, t->data, t->nbytes);
+            size_t len = 0;
+            unsigned char *raw = test_read_file(path, &len);
+            assert_non_null(raw);
+            size_t hlen = (size_t)raw[8] | (size_t)raw[9] << 8;
+            assert_int_equal((10 + hlen) % 64, 0); /* data aligned as numpy writes it */
+            assert_int_equal(raw[10 + hlen - 1], '\n');
+            free(raw);
+            joule_tensor_free(t);
+            joule_tensor_free(back);
+        }
+    test_rmtree(dir);
+}
+
+static void expect_npy_error(const char *dir, const void *bytes, size_t len, joule_status want,
+                             const char *needle)
+{
+    char path[512];
+    joule_error err = {{0}};
+    snprintf(path, sizeof path, "%s/bad.npy", dir);
+    assert_int_equal(test_write_file(path, bytes, len), 0);
+    joule_tensor *t = (joule_tensor *)1;
+    joule_status st = joule_npy_read(path, &t, &err);
+    if (st != want)
+        fail_msg("%s: status %s, want %s (%s)", needle, joule_status_name(st),
+                 joule_status_name(want), err.msg);
+    assert_null(t);
+    assert_null(strchr(err.msg, '\n'));
+    assert_non_null(strstr(err.msg, "bad.npy"));
+    if (!strstr(err.msg, needle))
+        fail_msg("message '%s' lacks '%s'", err.msg, needle);
+}
+
+/* Builds a version-1 .npy with header text h (padded) and n data bytes. */
+static size_t make_npy(unsigned char *buf, const char *h, size_t n)
+{
+    size_t hl = strlen(h);
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    buf[8] = (unsigned char)(hl & 0xff);
+    buf[9] = (unsigned char)(hl >> 8);
+    memcpy(buf + 10, h, hl);
+    memset(buf + 10 + hl, 0, n);
+    return 10 + hl + n;
+}
+
+static void test_npy_hostile(void **state)
+{
+    (void)state;
+    char dir[256];
+    assert_non_null(test_tmpdir(dir, sizeof dir));
+    unsigned char buf[4096];
+    size_t n;
+    expect_npy_error(dir, "\x93NUMPZ\x01\x00\x10\x00", 10, JOULE_ERR_PARSE, "magic");
+    expect_npy_error(dir, "\x93NUMPY\x01\x00\xff\xff{", 11, JOULE_ERR_PARSE, "header length");
+    expect_npy_error(dir, "\x93NUMPY\x09\x00\x10\x00", 10, JOULE_ERR_UNSUPPORTED, "version 9");
+    n = make_npy(buf, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }\n", 16);
+    expect_npy_error(dir, buf, n, JOULE_ERR_UNSUPPORTED, "fortran_order");
+    n = make_npy(buf, "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }\n", 8);
+    expect_npy_error(dir, buf, n, JOULE_ERR_UNSUPPORTED, "big-endian");
+    n = make_npy(buf, "{'descr': '<c8', 'fortran_order': False, 'shape': (2,), }\n", 16);
+    expect_npy_error(dir, buf, n, JOULE_ERR_UNSUPPORTED, "'<c8'");
+    n = make_npy(buf, "{'descr': '<f4', 'fortran_order': False, 'shape': (100000000000,), }\n", 8);
+    expect_npy_error(dir, buf, n, JOULE_ERR_PARSE, "header says");
+    n = make_npy(buf, "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, "
+                      "4611686018427387904), }\n", 8);
+    expect_npy_error(dir, buf, n, JOULE_ERR_PARSE, "overflows");
+    n = make_npy(buf, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }\n",
+                 8);
+    expect_npy_error(dir, buf, n, JOULE_ERR_PARSE, "overflows");
+    n = make_npy(buf, "{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }\n", 8);
+    expect_npy_error(dir, buf, n, JOULE_ERR_PARSE, "non-negative");
+    n = make_npy(buf, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1), }\n",
+                 4);
+    expect_npy_error(dir, buf, n, JOULE_ERR_UNSUPPORTED, "rank");
+    n = make_npy(buf, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}\n", 8);
+    expect_npy_error(dir, buf, n, JOULE_ERR_PARSE, "unknown or repeated key");
+    n = make_npy(buf, "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2,)}\n", 8);
+    expect_npy_error(dir, buf, n, JOULE_ERR_PARSE, "unknown or repeated key");
+    n = make_npy(buf, "{'descr': '<f4', 'shape': (2,)}\n", 8);
+    expect_npy_error(dir, buf, n, JOULE_ERR_PARSE, "missing");
+    n = make_npy(buf, "{'descr': '<f4, 'fortran_order': False, 'shape': (2,)}\n", 8);
+    expect_npy_error(dir, buf, n, JOULE_ERR_PARSE, "bad .npy header");
+    n = make_npy(buf, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,)} junk\n", 8);
+    expect_npy_error(dir, buf, n, JOULE_ERR_PARSE, "trailing");
+    n = make_npy(buf, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,)}\n", 9);
+    expect_npy_error(dir, buf, n, JOULE_ERR_PARSE, "header says");
+    n = make_npy(buf, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,", 0);
+    expect_npy_error(dir, buf, n, JOULE_ERR_PARSE, "bad .npy header");
+    n = make_npy(buf, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,)}\n", 8);
+    buf[20] = 1; /* a control character inside the header */
+    expect_npy_error(dir, buf, n, JOULE_ERR_PARSE, "control");
+    /* the same header, well-formed, reads */
+    char path[512];
+    joule_error err = {{0}};
+    joule_tensor *t = NULL;
+    n = make_npy(buf, "{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": [2]}   \n", 8);
+    snprintf(path, sizeof path, "%s/ok.npy", dir);
+    assert_int_equal(test_write_file(path, buf, n), 0);
+    assert_joule_ok(joule_npy_read(path, &t, &err), &err);
+    assert_int_equal(t->count, 2);
+    joule_tensor_free(t);
+    snprintf(path, sizeof path, "%s/missing.npy", dir);
+    assert_int_equal(joule_npy_read(path, &t, &err), JOULE_ERR_IO);
+    test_rmtree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -467,6 +599,8 @@ int main(void)
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_mlp_fixture),
         cmocka_unit_test(test_cnn_fixture),
+        cmocka_unit_test(test_npy_roundtrip),
+        cmocka_unit_test(test_npy_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
