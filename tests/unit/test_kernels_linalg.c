@@ -527,6 +527,15 @@ static void test_conv_onnx_examples(void **state)
     const double want_same[] = {12, 27, 24, 63, 108, 81, 72, 117, 84};
     conv_expect(m, &same, x, ones, want_same, (int64_t[]){1, 1, 3, 3});
 
+    /* odd total padding: SAME_UPPER pads the end, SAME_LOWER the beginning */
+    const double x6[] = {0, 1, 2, 3, 4, 5}, w2[] = {1, 1};
+    const conv_case upper = {"SAME_UPPER odd", false, 1, 1, 1, 1, 1, {6}, {2},
+                             .auto_pad = "SAME_UPPER"};
+    conv_expect(m, &upper, x6, w2, (double[]){1, 3, 5, 7, 9, 5}, (int64_t[]){1, 1, 6});
+    const conv_case lower = {"SAME_LOWER odd", false, 1, 1, 1, 1, 1, {6}, {2},
+                             .auto_pad = "SAME_LOWER"};
+    conv_expect(m, &lower, x6, w2, (double[]){0, 1, 3, 5, 7, 9}, (int64_t[]){1, 1, 6});
+
     /* depthwise by hand: 2 channels, kernel [[1,0],[0,-1]] and [[0,2],[0,0]] */
     const conv_case dw = {"depthwise by hand", false, 2, 1, 2, 2, 2, {2, 3}, {2, 2}, .bias = false};
     const double dx[] = {1, 2, 3, 4, 5, 6, 10, 20, 30, 40, 50, 60};
