@@ -209,7 +209,7 @@ joule_status joule_session_create(const joule_model *m, const joule_session_opti
         if (st && s->need_data) {
             /* shapes follow input contents: plan at every run (kernels found so far are fine) */
             s->data_dependent = true;
-            st = JOULE_OK;
+            st = eng_check_ops(s, err);
         }
     }
     if (st) {

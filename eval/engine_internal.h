@@ -89,6 +89,9 @@ size_t eng_value_index(const joule_session *s, const joule_value *v);
  * the fed tensors are constants and every node is evaluated here. On failure the session has no
  * plan; s->need_data tells that the failure was a shape that only input contents decide. */
 joule_status eng_plan(joule_session *s, const joule_tensor *const *fed, joule_error *err);
+/* Checks that every node's op is in the op table for the opset the model imports (what can be
+ * checked before shapes are known). */
+joule_status eng_check_ops(const joule_session *s, joule_error *err);
 /* Frees what the current plan made (kernel states, folded tensors); keeps arena and scratch. */
 void eng_plan_clear(joule_session *s);
 

@@ -164,14 +164,14 @@ typedef struct plan_tmp {
     joule_tensor **outv;
 } plan_tmp;
 
-/* Infers node i's outputs and fills their views (propagated contents become the values' data). */
-static joule_status infer_node(joule_session *s, size_t i, const joule_tensor *const *fed,
-                               plan_tmp *t, joule_error *err)
+/* The op table's entry for en's node, checked against the opset the model imports. */
+static joule_status find_op(const eng_node *en, size_t i, const joule_op_def **out,
+                            joule_error *err)
 {
-    eng_node *en = &s->nodes[i];
     const joule_node *n = en->node;
     char desc[256];
     const joule_op_def *op = joule_op_find(n->domain ? n->domain : "", n->op_type);
+    *out = op;
     if (!op || !op->infer)
         return joule_fail(err, JOULE_ERR_UNSUPPORTED, "%s: operator not supported by joule",
                           node_desc(en, i, desc, sizeof desc));
@@ -182,6 +182,33 @@ static joule_status infer_node(joule_session *s, size_t i, const joule_tensor *c
         return joule_fail(err, JOULE_ERR_UNSUPPORTED,
                           "%s: joule implements this operator from opset %lld on",
                           node_desc(en, i, desc, sizeof desc), (long long)op->since_version);
+    return JOULE_OK;
+}
+
+joule_status eng_check_ops(const joule_session *s, joule_error *err)
+{
+    for (size_t i = 0; i < s->g->n_nodes; i++) {
+        eng_node en = {.node = s->g->nodes[i]};
+        en.opset = joule_model_opset(s->model, en.node->domain);
+        const joule_op_def *op;
+        joule_status st = find_op(&en, i, &op, err);
+        if (st)
+            return st;
+    }
+    return JOULE_OK;
+}
+
+/* Infers node i's outputs and fills their views (propagated contents become the values' data). */
+static joule_status infer_node(joule_session *s, size_t i, const joule_tensor *const *fed,
+                               plan_tmp *t, joule_error *err)
+{
+    eng_node *en = &s->nodes[i];
+    const joule_node *n = en->node;
+    char desc[256];
+    const joule_op_def *op;
+    joule_status st = find_op(en, i, &op, err);
+    if (st)
+        return st;
     for (int k = 0; k < n->n_inputs; k++) {
         joule_infer_io *io = &t->in[k];
         memset(io, 0, sizeof *io);
@@ -213,7 +240,7 @@ static joule_status infer_node(joule_session *s, size_t i, const joule_tensor *c
         .graph = NULL,
         .err = err,
     };
-    joule_status st = op->infer(&c);
+    st = op->infer(&c);
     for (int j = 0; j < n->n_outputs && !st; j++) {
         if (!n->outputs[j])
             continue;
