@@ -154,6 +154,21 @@ static joule_status infer_for_info(joule_model *m, const joule_input_shape *shap
     return st;
 }
 
+/* Snapshot of declared inputs (weights excluded) or outputs after the symbolic pass. */
+static joule_info_io *snapshot(joule_value *const *vals, size_t n, bool skip_weights, size_t *count)
+{
+    joule_info_io *io = calloc(n + 1, sizeof *io);
+    *count = 0;
+    for (size_t i = 0; io && i < n; i++) {
+        if (skip_weights && vals[i]->data)
+            continue;
+        io[*count].name = vals[i]->name;
+        io[*count].dtype = vals[i]->dtype;
+        io[(*count)++].shape = vals[i]->shape;
+    }
+    return io;
+}
+
 joule_status joule_model_info(joule_model *m, const joule_input_shape *shapes, size_t n_shapes,
                               joule_info **out, joule_error *err)
 {
@@ -161,7 +176,16 @@ joule_status joule_model_info(joule_model *m, const joule_input_shape *shapes, s
     joule_info *info = calloc(1, sizeof *info);
     if (!info)
         return joule_fail(err, JOULE_ERR_NOMEM, "info: out of memory");
-    joule_status st = infer_for_info(m, shapes, n_shapes, info, err);
+    const joule_graph *g0 = m->graph;
+    joule_status st = joule_infer_shapes(m, shapes, n_shapes, err);
+    if (!st) {
+        info->inputs = snapshot(g0->inputs, g0->n_inputs, true, &info->n_inputs);
+        info->outputs = snapshot(g0->outputs, g0->n_outputs, false, &info->n_outputs);
+        if (!info->inputs || !info->outputs)
+            st = joule_fail(err, JOULE_ERR_NOMEM, "info: out of memory");
+    }
+    if (!st)
+        st = infer_for_info(m, shapes, n_shapes, info, err);
     if (st) {
         joule_info_free(info);
         return st;
@@ -238,6 +262,8 @@ void joule_info_free(joule_info *info)
 {
     if (!info)
         return;
+    free(info->inputs);
+    free(info->outputs);
     free(info->ops);
     free(info->dtypes);
     free(info->layers);
@@ -257,16 +283,14 @@ static cJSON *shape_json(const joule_shape *s)
     return a;
 }
 
-static cJSON *values_json(joule_value *const *vals, size_t n, bool skip_initializers)
+static cJSON *values_json(const joule_info_io *io, size_t n)
 {
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; a && i < n; i++) {
-        if (skip_initializers && vals[i]->data)
-            continue;
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "name", vals[i]->name);
-        cJSON_AddStringToObject(o, "dtype", joule_dtype_name(vals[i]->dtype));
-        cJSON_AddItemToObject(o, "shape", shape_json(&vals[i]->shape));
+        cJSON_AddStringToObject(o, "name", io[i].name);
+        cJSON_AddStringToObject(o, "dtype", joule_dtype_name(io[i].dtype));
+        cJSON_AddItemToObject(o, "shape", shape_json(&io[i].shape));
         cJSON_AddItemToArray(a, o);
     }
     return a;
@@ -290,8 +314,8 @@ joule_status joule_info_json(const joule_model *m, const joule_info *info, char 
     }
     cJSON_AddStringToObject(root, "producer_name", m->producer_name ? m->producer_name : "");
     cJSON_AddStringToObject(root, "producer_version", m->producer_version ? m->producer_version : "");
-    cJSON_AddItemToObject(root, "inputs", values_json(m->graph->inputs, m->graph->n_inputs, true));
-    cJSON_AddItemToObject(root, "outputs", values_json(m->graph->outputs, m->graph->n_outputs, false));
+    cJSON_AddItemToObject(root, "inputs", values_json(info->inputs, info->n_inputs));
+    cJSON_AddItemToObject(root, "outputs", values_json(info->outputs, info->n_outputs));
     cJSON *nodes = cJSON_AddObjectToObject(root, "nodes_by_op");
     for (size_t i = 0; i < info->n_ops; i++)
         cJSON_AddNumberToObject(nodes, info->ops[i].key, (double)info->ops[i].count);

@@ -33,7 +33,16 @@ typedef struct joule_info_count {
     uint64_t bytes;         /* for dtypes: bytes of those parameters */
 } joule_info_count;
 
+/* A graph input or output as declared (or as given by --input-shape), symbols kept. */
+typedef struct joule_info_io {
+    const char *name;
+    joule_dtype dtype;
+    joule_shape shape;
+} joule_info_io;
+
 typedef struct joule_info {
+    size_t n_inputs, n_outputs;
+    joule_info_io *inputs, *outputs; /* initializers listed as inputs (IR < 4) are left out */
     size_t n_ops, n_dtypes, n_layers;
     joule_info_count *ops;    /* node count by op type, in first-seen order */
     joule_info_count *dtypes; /* parameters and bytes by dtype */
@@ -42,8 +51,9 @@ typedef struct joule_info {
     int macs_assumed_batch1;  /* symbolic dims were taken as 1 to count MACs */
 } joule_info;
 
-/* Infers shapes (with the given input shapes; symbolic dims left over count as 1 for MACs) and
- * fills *out. m is modified only by shape inference. Free with joule_info_free. */
+/* Infers shapes twice: with the given input shapes (symbols kept) for the input/output table,
+ * then with symbolic dims left over taken as 1 to count MACs. Fills *out. m is modified only by
+ * shape inference (values end with the second pass's shapes). Free with joule_info_free. */
 joule_status joule_model_info(joule_model *m, const joule_input_shape *shapes, size_t n_shapes,
                               joule_info **out, joule_error *err);
 void joule_info_free(joule_info *info);

@@ -14,15 +14,13 @@ static const char usage[] =
     "(weight shape, parameters, sparsity, dtype, MACs) and totals. Symbolic dims that no\n"
     "--input-shape fixes are taken as 1 when counting MACs.\n";
 
-static void print_values(const char *title, joule_value *const *vals, size_t n)
+static void print_values(const char *title, const joule_info_io *io, size_t n)
 {
     printf("%s:\n", title);
     for (size_t i = 0; i < n; i++) {
-        if (vals[i]->data && strcmp(title, "inputs") == 0)
-            continue; /* initializers listed as inputs (IR < 4) are weights, not inputs */
         char shape[256];
-        joule_shape_format(&vals[i]->shape, shape, sizeof shape);
-        printf("  %-24s %-8s %s\n", vals[i]->name, joule_dtype_name(vals[i]->dtype), shape);
+        joule_shape_format(&io[i].shape, shape, sizeof shape);
+        printf("  %-24s %-8s %s\n", io[i].name, joule_dtype_name(io[i].dtype), shape);
     }
 }
 
@@ -36,8 +34,8 @@ static void print_text(const joule_model *m, const joule_info *info)
                (long long)m->opsets[i].version);
     printf("\nproducer:  %s %s\n", m->producer_name ? m->producer_name : "",
            m->producer_version ? m->producer_version : "");
-    print_values("inputs", m->graph->inputs, m->graph->n_inputs);
-    print_values("outputs", m->graph->outputs, m->graph->n_outputs);
+    print_values("inputs", info->inputs, info->n_inputs);
+    print_values("outputs", info->outputs, info->n_outputs);
     printf("nodes by op (%llu):\n", (unsigned long long)info->total_nodes);
     for (size_t i = 0; i < info->n_ops; i++)
         printf("  %-24s %llu\n", info->ops[i].key, (unsigned long long)info->ops[i].count);
