@@ -226,7 +226,14 @@ typedef struct qgemm_plan {
     int threads;
 } qgemm_plan;
 
-static bool make_plan(const joule_qgemm_packed *b, int64_t M, int threads, qgemm_plan *pl)
+/* Geometry of a packed B, enough to plan with. */
+typedef struct qgemm_shape {
+    int64_t K, N, kgroups, npanels;
+    int mr, nr, kg;
+    bool wide;
+} qgemm_shape;
+
+static bool make_plan(const qgemm_shape *b, int64_t M, int threads, qgemm_plan *pl)
 {
     memset(pl, 0, sizeof *pl);
     if (threads < 1)
@@ -275,14 +282,38 @@ static bool make_plan(const joule_qgemm_packed *b, int64_t M, int threads, qgemm
     return true;
 }
 
-size_t joule_qgemm_scratch_bytes(const joule_qgemm_packed *b, int64_t M, int threads)
+static qgemm_shape shape_of(const joule_qgemm_packed *b)
+{
+    return (qgemm_shape){b->K, b->N, b->kgroups, b->npanels, b->mr, b->nr, b->kg, b->wide};
+}
+
+static size_t scratch_for(const qgemm_shape *sh, int64_t M, int threads)
 {
     qgemm_plan pl;
     size_t total;
-    if (!make_plan(b, M, threads, &pl) || !mul_size(pl.per_thread, (size_t)pl.threads, &total) ||
+    if (!make_plan(sh, M, threads, &pl) || !mul_size(pl.per_thread, (size_t)pl.threads, &total) ||
         total > SIZE_MAX - QGEMM_ALIGN)
         return 0;
     return total + QGEMM_ALIGN; /* room to align a caller's unaligned buffer */
+}
+
+size_t joule_qgemm_scratch_bytes(const joule_qgemm_packed *b, int64_t M, int threads)
+{
+    qgemm_shape sh = shape_of(b);
+    return scratch_for(&sh, M, threads);
+}
+
+size_t joule_qgemm_scratch_bytes_for(joule_qgemm_isa isa, int64_t M, int64_t K, int64_t N,
+                                     int threads)
+{
+    if (isa == JOULE_QGEMM_AUTO)
+        isa = joule_qgemm_best_isa();
+    qgemm_geometry geo;
+    if (K < 0 || N < 0 || !geometry_of(isa, &geo))
+        return 0;
+    qgemm_shape sh = {K, N, (K + geo.kg - 1) / geo.kg, (N + geo.nr - 1) / geo.nr,
+                      geo.mr, geo.nr, geo.kg, geo.wide};
+    return scratch_for(&sh, M, threads);
 }
 
 /* Packs rows [m0, m0 + rows) of A into panels of mr rows: panel[g][i][q] = A'[m][g*kg + q],
@@ -411,7 +442,8 @@ joule_status joule_qgemm(const joule_qgemm_args *args, const joule_qgemm_packed 
         return joule_fail(err, JOULE_ERR_UNSUPPORTED, "qgemm: this CPU cannot run the %s path",
                           joule_qgemm_isa_name(b->isa));
     qgemm_plan pl;
-    if (!make_plan(b, args->M, args->threads, &pl))
+    qgemm_shape sh = shape_of(b);
+    if (!make_plan(&sh, args->M, args->threads, &pl))
         return joule_fail(err, JOULE_ERR_NOMEM, "qgemm: %lld x %lld x %lld is too large",
                           (long long)args->M, (long long)b->N, (long long)b->K);
     void *owned = NULL;

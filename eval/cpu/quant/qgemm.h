@@ -79,6 +79,9 @@ typedef struct joule_qgemm_args {
 /* Scratch bytes joule_qgemm needs for M rows of A against b with this many threads (0 when the
  * size overflows; the call then fails with JOULE_ERR_NOMEM). */
 size_t joule_qgemm_scratch_bytes(const joule_qgemm_packed *b, int64_t M, int threads);
+/* The same before B is packed: for a K x N B on isa (JOULE_QGEMM_AUTO: the best path). */
+size_t joule_qgemm_scratch_bytes_for(joule_qgemm_isa isa, int64_t M, int64_t K, int64_t N,
+                                     int threads);
 
 /* C = (A - a_zp) x (B - b_zp) with b's path. JOULE_ERR_UNSUPPORTED when b was packed for an isa
  * this CPU lacks; JOULE_ERR_NOMEM when scratch is NULL and cannot be allocated. */
