@@ -6,22 +6,20 @@
 
 #include "eval/kernel.h"
 
-/* Families not built yet are left out (commented) until their table lands in eval/cpu/<family>/. */
-
 /* Tables whose kernels have a reference twin further down; skipped with reference_only. */
 static const joule_kernel *const fast_tables[] = {
     joule_cpu_kernels_linalg,
-    NULL, /* joule_cpu_kernels_quant (pending) */
+    joule_cpu_kernels_quant,
 };
 
 static const joule_kernel *const tables[] = {
     joule_cpu_kernels_linalg,
-    /* joule_cpu_kernels_quant (pending) */
-    /* joule_cpu_kernels_elementwise (pending) */
+    joule_cpu_kernels_quant,
+    joule_cpu_kernels_elementwise,
     joule_cpu_kernels_pool_norm,
     joule_cpu_kernels_shape,
     joule_cpu_kernels_linalg_ref,
-    /* joule_cpu_kernels_quant_ref (pending) */
+    joule_cpu_kernels_quant_ref,
     NULL,
 };
 
