@@ -270,8 +270,14 @@ static joule_status infer_node(joule_model *m, joule_node *node, prop_map *pm, s
             }
         } else {
             prop_entry *e = prop_slot(pm, v, false);
-            if (e) {
+            if (e && e->t) { /* the computed contents define the shape */
                 io->value = e->t;
+                io->shape.rank = e->t->rank;
+                for (int k = 0; k < e->t->rank; k++) {
+                    io->shape.dims[k].size = e->t->dims[k];
+                    io->shape.dims[k].sym = NULL;
+                }
+            } else if (e && e->dv && io->shape.rank >= 0 && io->shape.rank <= 1) {
                 io->dims_value = e->dv;
             }
         }

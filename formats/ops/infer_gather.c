@@ -227,7 +227,7 @@ static joule_status slice_values(joule_infer_ctx *c, const int64_t *s0, const in
     for (int i = 0; i < y->rank; i++)
         dims[i] = y->dims[i].size;
     joule_status st = JOULE_OK;
-    if (p.rank == y->rank && ji_pv_init(&o, p.dtype, y->rank, dims)) {
+    if (ji_pv_matches(&p, ji_in_shape(c, 0)) && ji_pv_init(&o, p.dtype, y->rank, dims)) {
         for (size_t k = 0; k < o.n; k++) {
             size_t rem = k, src = 0, stride = 1;
             for (int a = y->rank - 1; a >= 0; a--) {
@@ -356,7 +356,8 @@ static joule_status gather_values(joule_infer_ctx *c, int axis, const joule_shap
     for (int i = 0; i < y->rank; i++)
         dims[i] = y->dims[i].size;
     joule_status st = JOULE_OK;
-    if (axis < p.rank && ji_pv_init(&o, p.dtype, y->rank, dims)) {
+    if (ji_pv_matches(&p, ji_in_shape(c, 0)) && ji_pv_matches(&idx, ji_in_shape(c, 1)) &&
+        ji_pv_init(&o, p.dtype, y->rank, dims)) {
         size_t outer, inner;
         outer_inner(p.dims, p.rank, axis, &outer, &inner);
         int64_t d = p.dims[axis];

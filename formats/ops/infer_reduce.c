@@ -47,7 +47,7 @@ static joule_status reduce_values(joule_infer_ctx *c, const bool *red, const jou
     ji_pv p, o;
     if (!ji_pv_load(c, 0, &p))
         return JOULE_OK;
-    if (p.n == 0) { /* empty reductions have identity values; not worth it */
+    if (p.n == 0 || !ji_pv_matches(&p, ji_in_shape(c, 0))) { /* empty: not worth it */
         ji_pv_free(&p);
         return JOULE_OK;
     }

@@ -421,6 +421,16 @@ joule_status ji_pv_store(joule_infer_ctx *c, int i, ji_pv *p)
     return st;
 }
 
+bool ji_pv_matches(const ji_pv *p, const joule_shape *s)
+{
+    if (!s || p->rank != s->rank)
+        return false;
+    for (int i = 0; i < p->rank; i++)
+        if (s->dims[i].size != p->dims[i])
+            return false;
+    return true;
+}
+
 void ji_pv_shape(const ji_pv *p, joule_shape *s)
 {
     s->rank = p->rank;

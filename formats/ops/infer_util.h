@@ -92,6 +92,8 @@ void ji_pv_free(ji_pv *p);
 /* Gives p to output i: a tensor in out_values when every element is concrete, else a dims_value
  * when small enough; frees p. */
 joule_status ji_pv_store(joule_infer_ctx *c, int i, ji_pv *p);
+/* Whether p has exactly shape s (a concrete shape). */
+bool ji_pv_matches(const ji_pv *p, const joule_shape *s);
 /* A ji_pv's shape as a joule_shape (all concrete). */
 void ji_pv_shape(const ji_pv *p, joule_shape *s);
 /* The dim an element stands for when used as a size (concrete >= 0, or the symbol). */
