@@ -14,8 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Bytes of im2col/col2im matrix one sgemm works on: bounds scratch for large images. */
-#define COL_BUDGET ((int64_t)8 << 20)
+/* Bytes of im2col/col2im matrix one sgemm works on: bounds scratch for large images and keeps
+ * the tile in L2 (2 MiB ran 3x3 convs 15-40% faster than whole-image 8 MiB tiles here). */
+#define COL_BUDGET ((int64_t)2 << 20)
 #define MIN_TILE 256
 
 void joule_fast_conv_destroy(void *state)
@@ -149,6 +150,7 @@ void joule_conv_fill_bias(float *y, int64_t channels, int64_t size, const float 
     for (int64_t c = 0; c < channels; c++) {
         float v = bias ? bias[c] : 0.0f;
         float *yc = y + c * size;
+        JOULE_LINALG_SIMD
         for (int64_t i = 0; i < size; i++)
             yc[i] = v;
     }
@@ -273,24 +275,27 @@ static void depthwise_2d(const joule_conv_params *p, const float *x, const float
         const float *xc = x + (n * p->c_in + ic) * H * W;
         const float *wc = w + oc * KH * KW;
         float *yc = y + nc * OH * OW;
-        float b = bias ? bias[oc] : 0.0f;
-        for (int64_t oh = 0; oh < OH; oh++) {
-            float *yr = yc + oh * OW;
-            for (int64_t ow = 0; ow < OW; ow++)
-                yr[ow] = b;
-            for (int64_t kh = 0; kh < KH; kh++) {
-                int64_t ih = oh * sh + kh * dh - ph;
-                if (ih < 0 || ih >= H)
-                    continue;
-                const float *xr = xc + ih * W;
-                for (int64_t kw = 0; kw < KW; kw++) {
-                    float wv = wc[kh * KW + kw];
-                    int64_t off = kw * dw - pw, lo, hi;
-                    joule_valid_range(0, sw, off, W, OW, &lo, &hi);
+        joule_conv_fill_bias(yc, 1, OH * OW, bias ? bias + oc : NULL);
+        /* one kernel tap at a time over the whole output plane (it stays in L1): the valid
+         * column range of a tap is computed once, not per row */
+        for (int64_t kh = 0; kh < KH; kh++) {
+            for (int64_t kw = 0; kw < KW; kw++) {
+                const float wv = wc[kh * KW + kw];
+                const int64_t off = kw * dw - pw;
+                int64_t lo, hi;
+                joule_valid_range(0, sw, off, W, OW, &lo, &hi);
+                for (int64_t oh = 0; oh < OH; oh++) {
+                    int64_t ih = oh * sh + kh * dh - ph;
+                    if (ih < 0 || ih >= H)
+                        continue;
+                    const float *xr = xc + ih * W;
+                    float *yr = yc + oh * OW;
                     if (sw == 1) {
+                        JOULE_LINALG_SIMD
                         for (int64_t ow = lo; ow < hi; ow++)
                             yr[ow] += wv * xr[ow + off];
                     } else {
+                        JOULE_LINALG_SIMD
                         for (int64_t ow = lo; ow < hi; ow++)
                             yr[ow] += wv * xr[ow * sw + off];
                     }
@@ -363,6 +368,8 @@ static void im2col_tile(const joule_conv_params *p, const float *x, int64_t rows
         const int64_t sw = p->stride[2];
         const float *xc = x + c * p->in_size;
         float *dst = col + r * jn;
+        int64_t full_lo, full_hi; /* valid columns of a whole output row, for this kw */
+        joule_valid_range(0, sw, offw, W, OW, &full_lo, &full_hi);
         int64_t j = j0, ow = j0 % OW, oh = (j0 / OW) % OH, od = j0 / (OW * OH);
         while (j < j0 + jn) {
             int64_t seg = OW - ow < j0 + jn - j ? OW - ow : j0 + jn - j;
@@ -371,14 +378,16 @@ static void im2col_tile(const joule_conv_params *p, const float *x, int64_t rows
                 memset(dst, 0, (size_t)seg * sizeof *dst);
             } else {
                 const float *xr = xc + (id * H + ih) * W;
-                int64_t lo, hi;
-                joule_valid_range(ow, sw, offw, W, seg, &lo, &hi);
+                int64_t lo = full_lo, hi = full_hi;
+                if (ow != 0 || seg != OW)
+                    joule_valid_range(ow, sw, offw, W, seg, &lo, &hi);
                 for (int64_t t = 0; t < lo; t++)
                     dst[t] = 0.0f;
                 if (sw == 1) {
                     if (hi > lo)
                         memcpy(dst + lo, xr + ow + lo + offw, (size_t)(hi - lo) * sizeof *dst);
                 } else {
+                    JOULE_LINALG_SIMD
                     for (int64_t t = lo; t < hi; t++)
                         dst[t] = xr[(ow + t) * sw + offw];
                 }

@@ -87,6 +87,7 @@ static void col2im_tile(const joule_conv_params *p, const float *col, int64_t cg
                     float *yr = yc + (od * OH + oh) * OW;
                     int64_t lo, hi;
                     joule_valid_range(iw, sw, offw, OW, seg, &lo, &hi);
+                    JOULE_LINALG_SIMD
                     for (int64_t t = lo; t < hi; t++)
                         yr[(iw + t) * sw + offw] += src[t];
                 }
