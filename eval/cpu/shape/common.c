@@ -406,7 +406,7 @@ static void mapped_rows(char *dst, const char *src, size_t esize, int rank, cons
 
 void jsk_mapped_copy(void *dst, const void *src, size_t esize, int rank, const int64_t *dims,
                      const int64_t *strides, const int64_t *const *maps, const void *fill,
-                     int threads)
+                     int64_t *run, int threads)
 {
     size_t total = 1;
     for (int k = 0; k < rank; k++) {
@@ -418,13 +418,10 @@ void jsk_mapped_copy(void *dst, const void *src, size_t esize, int rank, const i
         memcpy(dst, src, esize);
         return;
     }
-    /* run[i]: how many entries from i on in the innermost map are consecutive indices. The
-     * table is small (one entry per output column), so it lives on the stack when it can. */
+    /* run[i]: how many entries from i on in the innermost map are consecutive indices */
     int64_t n = dims[rank - 1];
-    int64_t stack_run[1024];
-    int64_t *run = n <= 1024 ? stack_run : malloc((size_t)n * sizeof *run);
     const int64_t *last = maps[rank - 1];
-    if (run) { /* without the table (allocation failed) every element is copied alone */
+    if (run) {
         run[n - 1] = last[n - 1] >= 0 ? 1 : 0;
         for (int64_t i = n - 2; i >= 0; i--)
             run[i] = last[i] < 0 ? 0 : (last[i + 1] == last[i] + 1 ? run[i + 1] + 1 : 1);
@@ -433,15 +430,60 @@ void jsk_mapped_copy(void *dst, const void *src, size_t esize, int rank, const i
     int nt = pick_threads(threads, total * esize, rows);
     if (nt <= 1) {
         mapped_rows(dst, src, esize, rank, dims, strides, maps, run, fill, 0, rows);
-    } else {
+        return;
+    }
 #if HAVE_OPENMP
 #pragma omp parallel for num_threads(nt) schedule(static)
 #endif
-        for (int t = 0; t < nt; t++) {
-            size_t r0 = rows * (size_t)t / (size_t)nt, r1 = rows * (size_t)(t + 1) / (size_t)nt;
-            mapped_rows(dst, src, esize, rank, dims, strides, maps, run, fill, r0, r1);
-        }
+    for (int t = 0; t < nt; t++) {
+        size_t r0 = rows * (size_t)t / (size_t)nt, r1 = rows * (size_t)(t + 1) / (size_t)nt;
+        mapped_rows(dst, src, esize, rank, dims, strides, maps, run, fill, r0, r1);
     }
-    if (run != stack_run)
-        free(run);
+}
+
+/* ---- planned scratch ---- */
+
+typedef struct jsk_state {
+    size_t scratch_bytes;
+} jsk_state;
+
+joule_status jsk_prepare_scratch(const joule_kernel_ctx *ctx, size_t bytes, void **state,
+                                 size_t *scratch_bytes)
+{
+    jsk_state *s = malloc(sizeof *s);
+    if (!s)
+        return jsk_fail(ctx, JOULE_ERR_NOMEM, "out of memory");
+    s->scratch_bytes = bytes;
+    *state = s;
+    *scratch_bytes = bytes;
+    return JOULE_OK;
+}
+
+void jsk_destroy_state(void *state)
+{
+    free(state);
+}
+
+void *jsk_scratch(const joule_kernel_ctx *ctx, size_t bytes, void **owned)
+{
+    const jsk_state *s = ctx->state;
+    *owned = NULL;
+    if (ctx->scratch && s && s->scratch_bytes >= bytes)
+        return ctx->scratch;
+    *owned = malloc(bytes ? bytes : 1);
+    return *owned;
+}
+
+bool jsk_table_bytes(int rank, const int64_t *dims, size_t per_entry, size_t *bytes)
+{
+    size_t n = rank > 0 && dims[rank - 1] > 0 ? (size_t)dims[rank - 1] : 0;
+    for (int k = 0; k < rank; k++) {
+        if (dims[k] < 0 || (uint64_t)dims[k] > SIZE_MAX / 64 || n > SIZE_MAX / 64)
+            return false;
+        n += (size_t)dims[k];
+    }
+    if (n > SIZE_MAX / (per_entry ? per_entry : 1))
+        return false;
+    *bytes = n * per_entry;
+    return true;
 }

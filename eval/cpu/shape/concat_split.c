@@ -2,7 +2,6 @@
  * for each outer index, Concat appends each input's block of axis*inner elements and Split
  * hands consecutive blocks to its outputs. Split sizes come from the `split` attribute (before
  * opset 13), the `split` input (13+), `num_outputs` (18+, last chunk smaller) or an equal split. */
-#include <stdlib.h>
 #include <string.h>
 
 #include "eval/cpu/shape/shape_internal.h"
@@ -78,33 +77,67 @@ bool jsk_split_supports(const joule_node *node, int64_t opset, int n_in,
     return n_in >= 1 && in[0] && jsk_elem_size(in[0]->dtype) > 0 && in[0]->rank >= 1;
 }
 
-/* Sizes of the n chunks along an axis of length dim. */
-static joule_status split_sizes(const joule_kernel_ctx *ctx, int64_t dim, int n, int64_t *sizes)
+/* Where the chunk sizes come from; size_at() gives chunk j. */
+typedef struct split_plan {
+    const int64_t *list;   /* the `split` attribute (before opset 13) */
+    const joule_view *in;  /* the `split` input (13+) */
+    int64_t dim, chunk;    /* equal split / num_outputs: chunks of `chunk`, the last smaller */
+} split_plan;
+
+static int64_t size_at(const split_plan *p, int j)
 {
+    if (p->list)
+        return p->list[j];
+    if (p->in) {
+        if (p->in->dtype == JOULE_I64) {
+            int64_t v;
+            memcpy(&v, (const char *)p->in->data + (size_t)j * 8, 8);
+            return v;
+        }
+        int32_t v;
+        memcpy(&v, (const char *)p->in->data + (size_t)j * 4, 4);
+        return v;
+    }
+    int64_t left = p->dim - p->chunk * j;
+    return left < 0 ? 0 : left < p->chunk ? left : p->chunk;
+}
+
+/* Finds the sizes of the n chunks along an axis of length dim and checks they add up. */
+static joule_status split_plan_make(const joule_kernel_ctx *ctx, int64_t dim, int n, split_plan *p)
+{
+    *p = (split_plan){.dim = dim};
     size_t cnt = 0;
     bool found = false;
-    joule_status st;
     if (ctx->opset >= 13) {
-        if (ctx->n_in >= 2 && ctx->in[1]) {
+        const joule_view *v = ctx->n_in >= 2 ? ctx->in[1] : NULL;
+        if (v && v->count > 0) { /* an empty split tensor means "not given" */
+            if (!v->data || !jsk_is_index_type(v->dtype) || v->rank != 1)
+                return jsk_fail(ctx, JOULE_ERR_INVALID, "split must be a 1-D int64 tensor");
+            p->in = v;
+            cnt = v->count;
             found = true;
-            if ((st = jsk_read_ints(ctx, ctx->in[1], "split", sizes, (size_t)n, &cnt)))
-                return st;
-            if (cnt == 0) /* an empty split tensor means "not given" */
-                found = false;
         }
-    } else if ((st = jsk_attr_ints(ctx, "split", sizes, (size_t)n, &cnt, &found))) {
-        return st;
+    } else {
+        const joule_attr *a = joule_node_attr(ctx->node, "split");
+        if (a) {
+            if (a->type != JOULE_ATTR_INTS)
+                return jsk_fail(ctx, JOULE_ERR_INVALID, "attribute 'split' must be ints");
+            p->list = a->ints;
+            cnt = a->count;
+            found = true;
+        }
     }
     if (found) {
         if (cnt != (size_t)n)
             return jsk_fail(ctx, JOULE_ERR_INVALID, "split has %zu sizes for %d outputs", cnt, n);
         int64_t sum = 0;
         for (int j = 0; j < n; j++) {
-            if (sizes[j] < 0 || sizes[j] > dim - sum)
+            int64_t s = size_at(p, j);
+            if (s < 0 || s > dim - sum)
                 return jsk_fail(ctx, JOULE_ERR_INVALID,
                                 "split sizes do not add up to the axis length %lld",
                                 (long long)dim);
-            sum += sizes[j];
+            sum += s;
         }
         if (sum != dim)
             return jsk_fail(ctx, JOULE_ERR_INVALID,
@@ -117,19 +150,13 @@ static joule_status split_sizes(const joule_kernel_ctx *ctx, int64_t dim, int n,
         if (num->i != n)
             return jsk_fail(ctx, JOULE_ERR_INVALID, "num_outputs is %lld but the node has %d outputs",
                             (long long)num->i, n);
-        int64_t chunk = (dim + n - 1) / n;
-        int64_t left = dim;
-        for (int j = 0; j < n; j++) {
-            sizes[j] = chunk < left ? chunk : left;
-            left -= sizes[j];
-        }
+        p->chunk = (dim + n - 1) / n;
         return JOULE_OK;
     }
     if (dim % n != 0)
         return jsk_fail(ctx, JOULE_ERR_INVALID, "axis length %lld does not split into %d equal parts",
                         (long long)dim, n);
-    for (int j = 0; j < n; j++)
-        sizes[j] = dim / n;
+    p->chunk = dim / n;
     return JOULE_OK;
 }
 
@@ -143,35 +170,34 @@ joule_status jsk_split_run(const joule_kernel_ctx *ctx)
     joule_status st = jsk_axis(ctx, joule_attr_int(ctx->node, "axis", 0), r, "axis", &axis);
     if (st)
         return st;
-    int64_t *sizes = malloc((size_t)n * sizeof *sizes);
-    if (!sizes)
-        return jsk_fail(ctx, JOULE_ERR_NOMEM, "out of memory");
-    st = split_sizes(ctx, in->dims[axis], n, sizes);
-    for (int j = 0; j < n && !st; j++) {
+    split_plan plan;
+    if ((st = split_plan_make(ctx, in->dims[axis], n, &plan)))
+        return st;
+    for (int j = 0; j < n; j++) {
         if (!ctx->out[j]) /* an omitted output: its chunk is skipped */
             continue;
         int64_t dims[JOULE_MAX_RANK];
         memcpy(dims, in->dims, sizeof dims);
-        dims[axis] = sizes[j];
-        st = jsk_check_out(ctx, j, in->dtype, r, dims);
+        dims[axis] = size_at(&plan, j);
+        if ((st = jsk_check_out(ctx, j, in->dtype, r, dims)))
+            return st;
     }
-    if (!st && in->count) {
-        size_t es = jsk_elem_size(in->dtype);
-        size_t outer = 1, inner = es;
-        for (int k = 0; k < axis; k++)
-            outer *= (size_t)in->dims[k];
-        for (int k = axis + 1; k < r; k++)
-            inner *= (size_t)in->dims[k];
-        const char *src = in->data;
-        for (size_t o = 0; o < outer; o++) {
-            for (int j = 0; j < n; j++) {
-                size_t block = (size_t)sizes[j] * inner;
-                if (block && ctx->out[j])
-                    memcpy((char *)ctx->out[j]->data + o * block, src, block);
-                src += block;
-            }
+    if (in->count == 0)
+        return JOULE_OK;
+    size_t es = jsk_elem_size(in->dtype);
+    size_t outer = 1, inner = es;
+    for (int k = 0; k < axis; k++)
+        outer *= (size_t)in->dims[k];
+    for (int k = axis + 1; k < r; k++)
+        inner *= (size_t)in->dims[k];
+    const char *src = in->data;
+    for (size_t o = 0; o < outer; o++) {
+        for (int j = 0; j < n; j++) {
+            size_t block = (size_t)size_at(&plan, j) * inner;
+            if (block && ctx->out[j])
+                memcpy((char *)ctx->out[j]->data + o * block, src, block);
+            src += block;
         }
     }
-    free(sizes);
-    return st;
+    return JOULE_OK;
 }

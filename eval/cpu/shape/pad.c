@@ -2,7 +2,8 @@
  * constant come from attributes before opset 11 (`paddings` in opset 1, `pads` and a float
  * `value` in 2..10) and from inputs from 11 (int64 pads, a constant of the data's type, and the
  * optional axes of opset 18). Each output axis gets a table mapping output index to input index
- * (-1 for the constant), and one mapped copy gathers through the tables. Negative pads crop:
+ * (-1 for the constant), and one mapped copy gathers through the tables (kept in scratch the
+ * engine plans at prepare, so a run does not allocate). Negative pads crop:
  * the kept range is cut first, then the other modes pad relative to it. */
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,15 @@ static joule_status read_params(const joule_kernel_ctx *ctx, int r, int64_t *beg
     return JOULE_OK;
 }
 
+joule_status jsk_pad_prepare(const joule_kernel_ctx *ctx, void **state, size_t *scratch_bytes)
+{
+    const joule_view *out = ctx->n_out >= 1 ? ctx->out[0] : NULL;
+    size_t bytes;
+    if (!out || !jsk_table_bytes(out->rank, out->dims, sizeof(int64_t), &bytes))
+        return jsk_fail(ctx, JOULE_ERR_INVALID, "output dims are not planned");
+    return jsk_prepare_scratch(ctx, bytes, state, scratch_bytes);
+}
+
 joule_status jsk_pad_run(const joule_kernel_ctx *ctx)
 {
     const joule_view *in = ctx->in[0];
@@ -139,7 +149,6 @@ joule_status jsk_pad_run(const joule_kernel_ctx *ctx)
     joule_status st = read_params(ctx, r, begin, end, fill, es);
     if (st)
         return st;
-    size_t table = 0;
     for (int k = 0; k < r; k++) {
         int64_t d = in->dims[k], b = begin[k], e = end[k];
         /* |pad| beyond 2^40 is nonsense for any tensor and keeps the sums below from overflowing */
@@ -156,13 +165,16 @@ joule_status jsk_pad_run(const joule_kernel_ctx *ctx)
         if (mode != PAD_CONSTANT && keep[k] == 0 && dims[k] > 0)
             return jsk_fail(ctx, JOULE_ERR_INVALID, "axis %d is empty and cannot be %s-padded", k,
                             mode == PAD_EDGE ? "edge" : mode == PAD_WRAP ? "wrap" : "reflect");
-        table += (size_t)dims[k];
     }
     if ((st = jsk_check_out(ctx, 0, in->dtype, r, dims)))
         return st;
     if (ctx->out[0]->count == 0)
         return JOULE_OK;
-    int64_t *maps_mem = malloc((table ? table : 1) * sizeof *maps_mem);
+    size_t bytes;
+    void *owned;
+    if (!jsk_table_bytes(r, dims, sizeof(int64_t), &bytes))
+        return jsk_fail(ctx, JOULE_ERR_INVALID, "output dims overflow");
+    int64_t *maps_mem = jsk_scratch(ctx, bytes, &owned);
     if (!maps_mem)
         return jsk_fail(ctx, JOULE_ERR_NOMEM, "out of memory for index tables");
     const int64_t *maps[JOULE_MAX_RANK];
@@ -179,7 +191,8 @@ joule_status jsk_pad_run(const joule_kernel_ctx *ctx)
     }
     int64_t strides[JOULE_MAX_RANK];
     jsk_strides(r, in->dims, strides);
-    jsk_mapped_copy(ctx->out[0]->data, in->data, es, r, dims, strides, maps, fill, ctx->threads);
-    free(maps_mem);
+    jsk_mapped_copy(ctx->out[0]->data, in->data, es, r, dims, strides, maps, fill, m,
+                    ctx->threads);
+    free(owned);
     return JOULE_OK;
 }

@@ -7,8 +7,9 @@
  * round_prefer_ceil, floor and ceil. Cubic, antialias and the axes/keep_aspect_ratio_policy of
  * opset 18 are declined in supports().
  *
- * Each output axis gets a table computed once per run: nearest maps output index to input index
- * (then one mapped copy, any dtype), linear gives two neighbours and a weight (float types). */
+ * Each output axis gets a table computed once per run, in scratch planned at prepare: nearest
+ * maps output index to input index (then one mapped copy, any dtype), linear gives two
+ * neighbours and a weight (float types). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,10 +271,11 @@ static joule_status resize_nearest(const joule_kernel_ctx *ctx, const rs_params 
     const joule_view *x = ctx->in[0];
     const joule_view *out = ctx->out[0];
     int r = x->rank;
-    size_t table = 0;
-    for (int k = 0; k < r; k++)
-        table += (size_t)out->dims[k];
-    int64_t *mem = malloc((table ? table : 1) * sizeof *mem);
+    size_t bytes;
+    void *owned;
+    if (!jsk_table_bytes(r, out->dims, sizeof(int64_t), &bytes))
+        return jsk_fail(ctx, JOULE_ERR_INVALID, "output dims overflow");
+    int64_t *mem = jsk_scratch(ctx, bytes, &owned);
     if (!mem)
         return jsk_fail(ctx, JOULE_ERR_NOMEM, "out of memory for index tables");
     const int64_t *maps[JOULE_MAX_RANK];
@@ -293,10 +295,13 @@ static joule_status resize_nearest(const joule_kernel_ctx *ctx, const rs_params 
     int64_t strides[JOULE_MAX_RANK];
     jsk_strides(r, x->dims, strides);
     jsk_mapped_copy(out->data, x->data, jsk_elem_size(x->dtype), r, out->dims, strides, maps, fill,
-                    ctx->threads);
-    free(mem);
+                    m, ctx->threads);
+    free(owned);
     return JOULE_OK;
 }
+
+/* Bytes per output index of the linear tables: i0, i1 and w1 below. */
+#define LINEAR_ENTRY (2 * sizeof(int64_t) + sizeof(float))
 
 /* Linear tables of one axis: neighbours i0/i1 (i0 = -1: extrapolate) and the weight of i1. */
 typedef struct lin_axis {
@@ -454,18 +459,16 @@ static joule_status resize_linear(const joule_kernel_ctx *ctx, const rs_params *
     if (!linear_dtype(x->dtype))
         return jsk_fail(ctx, JOULE_ERR_UNSUPPORTED, "linear mode on %s",
                         joule_dtype_name(x->dtype));
-    size_t table = 0;
+    size_t table = 0, bytes;
+    void *owned;
     for (int k = 0; k < r; k++)
         table += (size_t)out->dims[k];
-    if (!table)
-        table = 1;
-    int64_t *imem = malloc(2 * table * sizeof *imem);
-    float *wmem = malloc(table * sizeof *wmem);
-    if (!imem || !wmem) {
-        free(imem);
-        free(wmem);
+    if (!jsk_table_bytes(r, out->dims, LINEAR_ENTRY, &bytes))
+        return jsk_fail(ctx, JOULE_ERR_INVALID, "output dims overflow");
+    int64_t *imem = jsk_scratch(ctx, bytes, &owned);
+    if (!imem)
         return jsk_fail(ctx, JOULE_ERR_NOMEM, "out of memory for interpolation tables");
-    }
+    float *wmem = (float *)(imem + 2 * table);
     lin_axis ax[JOULE_MAX_RANK];
     size_t used = 0;
     for (int k = 0; k < r; k++) {
@@ -508,9 +511,20 @@ static joule_status resize_linear(const joule_kernel_ctx *ctx, const rs_params *
             linear_rows(x, out, ax, p->extrapolation, rows * (size_t)t / (size_t)nt,
                         rows * (size_t)(t + 1) / (size_t)nt);
     }
-    free(imem);
-    free(wmem);
+    free(owned);
     return JOULE_OK;
+}
+
+joule_status jsk_resize_prepare(const joule_kernel_ctx *ctx, void **state, size_t *scratch_bytes)
+{
+    const joule_view *out = ctx->n_out >= 1 ? ctx->out[0] : NULL;
+    rs_params p;
+    parse_params(ctx->node, ctx->opset, &p);
+    size_t bytes;
+    if (!out || !jsk_table_bytes(out->rank, out->dims,
+                                 p.mode == RS_LINEAR ? LINEAR_ENTRY : sizeof(int64_t), &bytes))
+        return jsk_fail(ctx, JOULE_ERR_INVALID, "output dims are not planned");
+    return jsk_prepare_scratch(ctx, bytes, state, scratch_bytes);
 }
 
 joule_status jsk_resize_run(const joule_kernel_ctx *ctx)

@@ -4,7 +4,12 @@
  * the tests check against plain index loops. */
 #include "eval/cpu/shape/shape_internal.h"
 
-#define K(op, nm, sup, fn) {.op_type = op, .domain = "", .name = "cpu.shape." nm, .supports = sup, .run = fn}
+#define K(op, nm, sup, fn)                                                                         \
+    {.op_type = op, .domain = "", .name = "cpu.shape." nm, .supports = sup, .run = fn}
+/* with index tables in planned scratch */
+#define KP(op, nm, sup, prep, fn)                                                                  \
+    {.op_type = op, .domain = "", .name = "cpu.shape." nm, .supports = sup, .prepare = prep,      \
+     .run = fn, .destroy = jsk_destroy_state}
 
 const joule_kernel joule_cpu_kernels_shape[] = {
     K("Reshape", "reshape", jsk_copy_supports, jsk_copy_run),
@@ -22,8 +27,8 @@ const joule_kernel joule_cpu_kernels_shape[] = {
     K("Size", "size", jsk_shape_supports, jsk_size_run),
     K("Expand", "expand", jsk_expand_supports, jsk_expand_run),
     K("Tile", "tile", jsk_tile_supports, jsk_tile_run),
-    K("Pad", "pad", jsk_pad_supports, jsk_pad_run),
-    K("Resize", "resize", jsk_resize_supports, jsk_resize_run),
+    KP("Pad", "pad", jsk_pad_supports, jsk_pad_prepare, jsk_pad_run),
+    KP("Resize", "resize", jsk_resize_supports, jsk_resize_prepare, jsk_resize_run),
     K("DepthToSpace", "depth_to_space", jsk_depth_to_space_supports, jsk_depth_to_space_run),
     K("SpaceToDepth", "space_to_depth", jsk_depth_to_space_supports, jsk_space_to_depth_run),
     K("Constant", "constant", jsk_constant_supports, jsk_constant_run),

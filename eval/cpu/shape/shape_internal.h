@@ -59,10 +59,22 @@ void jsk_strided_copy(void *dst, const void *src, size_t esize, int rank, const 
                       const int64_t *strides, int threads);
 
 /* dst (row-major over dims) receives src[sum maps[k][idx[k]] * strides[k]], or *fill where any
- * maps[k][idx[k]] < 0. Runs of consecutive indices in the innermost map are memcpy'd. */
+ * maps[k][idx[k]] < 0. Runs of consecutive indices in the innermost map are memcpy'd; run_buf
+ * (dims[rank-1] entries, or NULL to copy element by element) holds their lengths. */
 void jsk_mapped_copy(void *dst, const void *src, size_t esize, int rank, const int64_t *dims,
                      const int64_t *strides, const int64_t *const *maps, const void *fill,
-                     int threads);
+                     int64_t *run_buf, int threads);
+
+/* Per-run index tables live in engine-planned scratch, so runs do not allocate. prepare()
+ * records the bytes it asked for in a small state; jsk_scratch() hands out ctx->scratch when
+ * that plan covers `bytes`, else (a caller that skipped prepare) a malloc'd buffer in *owned. */
+joule_status jsk_prepare_scratch(const joule_kernel_ctx *ctx, size_t bytes, void **state,
+                                 size_t *scratch_bytes);
+void jsk_destroy_state(void *state);
+void *jsk_scratch(const joule_kernel_ctx *ctx, size_t bytes, void **owned);
+/* Bytes of int64 index tables for dims: one entry per output index of every axis, plus the
+ * innermost axis again (the run table of jsk_mapped_copy). false on overflow. */
+bool jsk_table_bytes(int rank, const int64_t *dims, size_t per_entry, size_t *bytes);
 
 /* Writes count copies of the esize-byte element elem to dst. */
 void jsk_fill(void *dst, const void *elem, size_t esize, size_t count);
@@ -108,10 +120,12 @@ joule_status jsk_tile_run(const joule_kernel_ctx *ctx);
 
 bool jsk_pad_supports(const joule_node *node, int64_t opset, int n_in,
                       const joule_view *const *in);
+joule_status jsk_pad_prepare(const joule_kernel_ctx *ctx, void **state, size_t *scratch_bytes);
 joule_status jsk_pad_run(const joule_kernel_ctx *ctx);
 
 bool jsk_resize_supports(const joule_node *node, int64_t opset, int n_in,
                          const joule_view *const *in);
+joule_status jsk_resize_prepare(const joule_kernel_ctx *ctx, void **state, size_t *scratch_bytes);
 joule_status jsk_resize_run(const joule_kernel_ctx *ctx);
 
 bool jsk_depth_to_space_supports(const joule_node *node, int64_t opset, int n_in,
