@@ -3,7 +3,9 @@
  * QLinearConv). Hand-computed values (the ONNX spec examples and backend-test outputs, round half
  * to even, saturation) pin the reference kernels; every fast kernel must then equal its reference
  * bit for bit on random inputs over many configurations; and QLinearConv must stay within one
- * step of a float convolution of the dequantized values, quantized afterwards. */
+ * step of a float convolution of the dequantized values, quantized afterwards. The QDQ matcher is
+ * run on small graphs (what it takes, what it covers, what it refuses) and the fused kernels are
+ * held to QLinearConv / QLinearMatMul bit for bit and to the float graph within one step. */
 #include "common.h"
 
 #include <math.h>
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/cpu/quant/qdq.h"
 #include "eval/cpu/quant/quant.h"
 #include "eval/kernel.h"
 
@@ -1037,6 +1040,443 @@ static void test_bad_output_refused(void **state)
     view_free(y);
 }
 
+
+/* ---- QDQ fusion ---- */
+
+/* A constant initializer named name. */
+static joule_value *init_value(joule_model *m, const char *name, joule_dtype t, int rank,
+                               const int64_t *dims, const void *vals)
+{
+    joule_error err;
+    joule_value *v;
+    joule_tensor *tt;
+    assert_joule_ok(joule_graph_value(m->graph, name, &v, &err), &err);
+    assert_joule_ok(joule_tensor_new(t, rank, dims, &tt, &err), &err);
+    void *d = joule_tensor_mutable_data(tt);
+    assert_non_null(d);
+    memcpy(d, vals, tt->nbytes);
+    assert_joule_ok(joule_graph_set_initializer(m->graph, v, tt, &err), &err);
+    return v;
+}
+
+static joule_node *add_node(joule_model *m, const char *op, int n_in, const char *const *ins,
+                            const char *out)
+{
+    joule_error err;
+    joule_node *n;
+    assert_joule_ok(joule_node_create(m->graph, op, "", out, n_in, ins, 1, &out, &n, &err), &err);
+    assert_joule_ok(joule_graph_insert_before(m->graph, n, NULL, &err), &err); /* at the end */
+    return n;
+}
+
+/* A view of a value's constant data (shares the bytes). */
+static joule_view *view_of_value(const joule_value *v)
+{
+    if (!v)
+        return NULL;
+    joule_view *w = calloc(1, sizeof *w);
+    assert_non_null(w);
+    w->dtype = v->data->dtype;
+    w->rank = v->data->rank;
+    memcpy(w->dims, v->data->dims, sizeof w->dims);
+    w->count = v->data->count;
+    w->data = (void *)v->data->data;
+    return w;
+}
+
+static bool covers(const joule_qdq_pattern *p, const joule_node *n)
+{
+    for (size_t i = 0; i < p->n_covered; i++)
+        if (p->covered[i] == n)
+            return true;
+    return false;
+}
+
+/* The QDQ conv graph: DQ(x) DQ(w, axis 0) DQ(b) -> Conv -> Relu -> Q. bias_scale_factor 1
+ * makes the bias scale exactly x_scale * w_scale (QLinearConv's convention). */
+typedef struct qdq_conv_graph {
+    joule_node *dq_x, *dq_w, *dq_b, *conv, *relu, *q;
+    conv_case cc;
+} qdq_conv_graph;
+
+static void build_qdq_conv(joule_model *m, rng *r, float bias_scale_factor, qdq_conv_graph *gr)
+{
+    const conv_case cc = {2, 1, 4, 9, 8, 6, 3, 3, 2, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL};
+    gr->cc = cc;
+    int64_t dx[4], dw[4], dy[4], c6 = 6;
+    conv_dims(&cc, dx, dw, dy);
+    joule_error err;
+    joule_value *xq;
+    assert_joule_ok(joule_graph_value(m->graph, "xq", &xq, &err), &err);
+    xq->dtype = JOULE_U8;
+    float xs = 0.02f, ys = 0.05f, ws[6], bs[6];
+    uint8_t xz = 131, yz = 7;
+    int8_t w[6 * 2 * 9], wz[6];
+    int32_t b[6];
+    for (size_t i = 0; i < sizeof w; i++)
+        w[i] = (int8_t)rnd(r);
+    for (int i = 0; i < 6; i++) {
+        ws[i] = rnd_float(r, 0.002f, 0.01f);
+        wz[i] = (int8_t)(rnd(r) % 9) - 4;
+        bs[i] = xs * ws[i] * bias_scale_factor;
+        b[i] = (int32_t)(rnd(r) % 4001) - 2000;
+    }
+    init_value(m, "xs", JOULE_F32, 0, NULL, &xs);
+    init_value(m, "xz", JOULE_U8, 0, NULL, &xz);
+    init_value(m, "w", JOULE_I8, 4, dw, w);
+    init_value(m, "ws", JOULE_F32, 1, &c6, ws);
+    init_value(m, "wz", JOULE_I8, 1, &c6, wz);
+    init_value(m, "b", JOULE_I32, 1, &c6, b);
+    init_value(m, "bs", JOULE_F32, 1, &c6, bs);
+    init_value(m, "ys", JOULE_F32, 0, NULL, &ys);
+    init_value(m, "yz", JOULE_U8, 0, NULL, &yz);
+    const char *i_dqx[] = {"xq", "xs", "xz"}, *i_dqw[] = {"w", "ws", "wz"}, *i_dqb[] = {"b", "bs"};
+    const char *i_conv[] = {"xf", "wf", "bf"}, *i_relu[] = {"yf"}, *i_q[] = {"rf", "ys", "yz"};
+    gr->dq_x = add_node(m, "DequantizeLinear", 3, i_dqx, "xf");
+    gr->dq_w = add_node(m, "DequantizeLinear", 3, i_dqw, "wf");
+    set_int(m, gr->dq_w, "axis", 0);
+    gr->dq_b = add_node(m, "DequantizeLinear", 2, i_dqb, "bf");
+    set_int(m, gr->dq_b, "axis", 0);
+    gr->conv = add_node(m, "Conv", 3, i_conv, "yf");
+    set_ints(m, gr->conv, "pads", cc.pads, 4);
+    set_int(m, gr->conv, "group", cc.group);
+    gr->relu = add_node(m, "Relu", 1, i_relu, "rf");
+    gr->q = add_node(m, "QuantizeLinear", 3, i_q, "yq");
+}
+
+/* Runs pattern p's kernel on random x (the views of p's inputs) into y. */
+static void run_pattern(const joule_qdq_pattern *p, joule_view *x, joule_view *y, int threads)
+{
+    joule_view *v[JOULE_QDQ_N_INPUTS];
+    for (int i = 0; i < JOULE_QDQ_N_INPUTS; i++)
+        v[i] = i == JOULE_QDQ_X ? x : view_of_value(p->inputs[i]);
+    const joule_view *const *in = (const joule_view *const *)v;
+    assert_true(p->kernel->supports(p->anchor, 13, JOULE_QDQ_N_INPUTS, in));
+    joule_error err;
+    assert_joule_ok(kernel_exec(p->kernel, p->anchor, JOULE_QDQ_N_INPUTS, in, 1, &y, threads,
+                                ~(1u << JOULE_QDQ_X), &err),
+                    &err);
+    for (int i = 0; i < JOULE_QDQ_N_INPUTS; i++)
+        if (i != JOULE_QDQ_X)
+            free(v[i]);
+}
+
+static void test_qdq_conv(void **state)
+{
+    joule_model *m = *state;
+    rng r = {77};
+    const uint8_t yz = 7;
+    const float xs = 0.02f, ysc = 0.05f;
+    for (int variant = 0; variant < 2; variant++) {
+        /* variant 0: bias at x_scale * w_scale (integer path), 1: at half that (float path) */
+        joule_model *g;
+        joule_error err;
+        assert_joule_ok(joule_model_new(13, &g, &err), &err);
+        qdq_conv_graph gr;
+        build_qdq_conv(g, &r, variant ? 0.5f : 1.0f, &gr);
+        joule_qdq_pattern p;
+        assert_true(joule_qdq_match(g->graph, gr.conv, &p));
+        assert_ptr_equal(p.kernel, &joule_cpu_kernel_qdq_conv_relu);
+        assert_int_equal(p.n_covered, 6);
+        const joule_node *order[6] = {gr.dq_x, gr.dq_w, gr.dq_b, gr.conv, gr.relu, gr.q};
+        for (int i = 0; i < 6; i++)
+            assert_ptr_equal(p.covered[i], order[i]);
+        assert_string_equal(p.inputs[JOULE_QDQ_X]->name, "xq");
+        assert_string_equal(p.inputs[JOULE_QDQ_W]->name, "w");
+        assert_string_equal(p.inputs[JOULE_QDQ_BIAS]->name, "b");
+        assert_string_equal(p.inputs[JOULE_QDQ_BIAS_SCALE]->name, "bs");
+        assert_null(p.inputs[JOULE_QDQ_BIAS_ZP]);
+        assert_string_equal(p.output->name, "yq");
+
+        int64_t dx[4], dw[4], dy[4];
+        conv_dims(&gr.cc, dx, dw, dy);
+        joule_view *x = view_new(JOULE_U8, 4, dx);
+        fill_bytes(x, &r);
+        joule_view *y = view_new(JOULE_U8, 4, dy);
+        run_pattern(&p, x, y, variant + 1);
+
+        /* QLinearConv's inputs from the pattern's */
+        joule_view *in9[9] = {x};
+        const int map[9] = {-1, JOULE_QDQ_X_SCALE, JOULE_QDQ_X_ZP, JOULE_QDQ_W, JOULE_QDQ_W_SCALE,
+                            JOULE_QDQ_W_ZP, JOULE_QDQ_Y_SCALE, JOULE_QDQ_Y_ZP, JOULE_QDQ_BIAS};
+        for (int i = 1; i < 9; i++)
+            in9[i] = view_of_value(p.inputs[map[i]]);
+
+        /* the float graph (dequantize, conv + bias, Relu, quantize), computed here */
+        joule_q_conv qc;
+        joule_node *ci = conv_node(m, "ConvInteger", 4, 0, &gr.cc);
+        assert_joule_ok(joule_q_conv_init(ci, x, in9[3], &qc, &err), &err);
+        int32_t *acc = malloc((size_t)qc.out_size * sizeof *acc);
+        assert_non_null(acc);
+        size_t off = 0;
+        for (int64_t oc = 0; oc < gr.cc.m; oc++) {
+            joule_q_conv_ref_acc(&qc, x, 131, in9[3], in9[5], 0, oc, acc);
+            double ws = ((float *)in9[4]->data)[oc];
+            double bias = (double)((int32_t *)in9[8]->data)[oc] * xs * ws * (variant ? 0.5 : 1.0);
+            for (int64_t i = 0; i < qc.out_size; i++) {
+                double v = (double)acc[i] * xs * ws + bias;
+                v = v < 0 ? 0 : v;
+                double q = nearbyint(v / ysc) + yz;
+                q = q > 255 ? 255 : q;
+                int32_t got = ((uint8_t *)y->data)[oc * qc.out_size + i];
+                if (fabs(got - q) > 1)
+                    fail_msg("qdq conv (variant %d) channel %lld element %lld: %d, float graph %g",
+                             variant, (long long)oc, (long long)i, got, q);
+                off += got != q;
+            }
+        }
+        free(acc);
+        assert_true(off * 20 <= y->count + 20);
+
+        if (!variant) {
+            /* bit for bit what QLinearConv and a clamp at y_zp give */
+            joule_node *n = conv_node(m, "QLinearConv", 9, 0, &gr.cc);
+            joule_view *ql = view_new(JOULE_U8, 4, dy);
+            const joule_kernel *k = kernel_pick(joule_cpu_kernels_quant_ref, n, 9,
+                                                (const joule_view *const *)in9);
+            assert_non_null(k);
+            assert_joule_ok(kernel_exec(k, n, 9, (const joule_view *const *)in9, 1, &ql, 1, ~0u,
+                                        &err),
+                            &err);
+            for (size_t i = 0; i < y->count; i++) {
+                uint8_t want = ((uint8_t *)ql->data)[i];
+                want = want < yz ? yz : want;
+                if (((uint8_t *)y->data)[i] != want)
+                    fail_msg("qdq conv element %zu: %u, QLinearConv gives %u", i,
+                             ((uint8_t *)y->data)[i], want);
+            }
+            view_free(ql);
+        }
+        for (int i = 1; i < 9; i++)
+            free(in9[i]);
+        view_free(x);
+        view_free(y);
+        joule_model_free(g);
+    }
+}
+
+/* DQ -> MatMul -> Q on a 3-D activation equals QLinearMatMul bit for bit. */
+static void test_qdq_matmul(void **state)
+{
+    joule_model *m = *state;
+    rng r = {88};
+    joule_model *g;
+    joule_error err;
+    assert_joule_ok(joule_model_new(13, &g, &err), &err);
+    const int64_t K = 20, N = 7, dx[3] = {2, 3, 20}, dwt[2] = {20, 7}, dy[3] = {2, 3, 7}, n7 = 7;
+    int8_t w[20 * 7], wz[7];
+    float ws[7], xs = 0.03f, ys = 0.4f;
+    int8_t xz = -3, yz = 2;
+    for (size_t i = 0; i < sizeof w; i++)
+        w[i] = (int8_t)rnd(&r);
+    for (int i = 0; i < 7; i++) {
+        ws[i] = rnd_float(&r, 0.01f, 0.05f);
+        wz[i] = (int8_t)(rnd(&r) % 5) - 2;
+    }
+    joule_value *xq;
+    assert_joule_ok(joule_graph_value(g->graph, "xq", &xq, &err), &err);
+    xq->dtype = JOULE_I8;
+    init_value(g, "xs", JOULE_F32, 0, NULL, &xs);
+    init_value(g, "xz", JOULE_I8, 0, NULL, &xz);
+    init_value(g, "w", JOULE_I8, 2, dwt, w);
+    init_value(g, "ws", JOULE_F32, 1, &n7, ws);
+    init_value(g, "wz", JOULE_I8, 1, &n7, wz);
+    init_value(g, "ys", JOULE_F32, 0, NULL, &ys);
+    init_value(g, "yz", JOULE_I8, 0, NULL, &yz);
+    const char *i_dqx[] = {"xq", "xs", "xz"}, *i_dqw[] = {"w", "ws", "wz"};
+    const char *i_mm[] = {"xf", "wf"}, *i_q[] = {"yf", "ys", "yz"};
+    joule_node *dqx = add_node(g, "DequantizeLinear", 3, i_dqx, "xf");
+    joule_node *dqw = add_node(g, "DequantizeLinear", 3, i_dqw, "wf"); /* axis 1: columns */
+    joule_node *mm = add_node(g, "MatMul", 2, i_mm, "yf");
+    joule_node *q = add_node(g, "QuantizeLinear", 3, i_q, "yq");
+    joule_qdq_pattern p;
+    assert_true(joule_qdq_match(g->graph, mm, &p));
+    assert_ptr_equal(p.kernel, &joule_cpu_kernel_qdq_matmul);
+    assert_int_equal(p.n_covered, 4);
+    assert_true(covers(&p, dqx) && covers(&p, dqw) && covers(&p, mm) && covers(&p, q));
+    assert_null(p.inputs[JOULE_QDQ_BIAS]);
+
+    joule_view *x = view_new(JOULE_I8, 3, dx);
+    fill_bytes(x, &r);
+    joule_view *y = view_new(JOULE_I8, 3, dy);
+    for (int threads = 1; threads <= 3; threads += 2) {
+        run_pattern(&p, x, y, threads);
+        /* QLinearMatMul with the same parameters */
+        joule_node *n = node_new(m, "QLinearMatMul", 8, 0, 1);
+        joule_view *in8[8] = {x,
+                              view_of_value(p.inputs[JOULE_QDQ_X_SCALE]),
+                              view_of_value(p.inputs[JOULE_QDQ_X_ZP]),
+                              view_of_value(p.inputs[JOULE_QDQ_W]),
+                              view_of_value(p.inputs[JOULE_QDQ_W_SCALE]),
+                              view_of_value(p.inputs[JOULE_QDQ_W_ZP]),
+                              view_of_value(p.inputs[JOULE_QDQ_Y_SCALE]),
+                              view_of_value(p.inputs[JOULE_QDQ_Y_ZP])};
+        joule_view *ql = view_new(JOULE_I8, 3, dy);
+        const joule_kernel *k =
+            kernel_pick(joule_cpu_kernels_quant_ref, n, 8, (const joule_view *const *)in8);
+        assert_non_null(k);
+        assert_joule_ok(kernel_exec(k, n, 8, (const joule_view *const *)in8, 1, &ql, 1, ~0u, &err),
+                        &err);
+        assert_memory_equal(y->data, ql->data, y->count);
+        for (int i = 1; i < 8; i++)
+            free(in8[i]);
+        view_free(ql);
+    }
+    (void)K;
+    (void)N;
+    view_free(x);
+    view_free(y);
+    joule_model_free(g);
+}
+
+/* DQ -> Gemm(transB, alpha, float C) -> Relu -> Q against the float graph. */
+static void test_qdq_gemm(void **state)
+{
+    (void)state;
+    rng r = {99};
+    joule_model *g;
+    joule_error err;
+    assert_joule_ok(joule_model_new(13, &g, &err), &err);
+    enum { M = 5, K = 33, N = 9 };
+    const int64_t dx[2] = {M, K}, dw[2] = {N, K}, dy[2] = {M, N}, nn = N;
+    uint8_t w[N * K], xz = 100, yz = 30;
+    float ws[N], c[N], xs = 0.01f, ys = 0.02f, alpha = 0.75f;
+    for (size_t i = 0; i < sizeof w; i++)
+        w[i] = (uint8_t)rnd(&r);
+    for (int i = 0; i < N; i++) {
+        ws[i] = rnd_float(&r, 0.001f, 0.004f);
+        c[i] = rnd_float(&r, -0.5f, 0.5f);
+    }
+    uint8_t wz = 128;
+    joule_value *xq;
+    assert_joule_ok(joule_graph_value(g->graph, "xq", &xq, &err), &err);
+    init_value(g, "xs", JOULE_F32, 0, NULL, &xs);
+    init_value(g, "xz", JOULE_U8, 0, NULL, &xz);
+    init_value(g, "w", JOULE_U8, 2, dw, w);
+    init_value(g, "ws", JOULE_F32, 1, &nn, ws);
+    init_value(g, "wz", JOULE_U8, 0, NULL, &wz); /* per tensor zero point, per channel scale */
+    init_value(g, "c", JOULE_F32, 1, &nn, c);
+    init_value(g, "ys", JOULE_F32, 0, NULL, &ys);
+    init_value(g, "yz", JOULE_U8, 0, NULL, &yz);
+    const char *i_dqx[] = {"xq", "xs", "xz"}, *i_dqw[] = {"w", "ws", "wz"};
+    const char *i_gemm[] = {"xf", "wf", "c"}, *i_relu[] = {"yf"}, *i_q[] = {"rf", "ys", "yz"};
+    add_node(g, "DequantizeLinear", 3, i_dqx, "xf");
+    joule_node *dqw = add_node(g, "DequantizeLinear", 3, i_dqw, "wf");
+    set_int(g, dqw, "axis", 0);
+    joule_node *gemm = add_node(g, "Gemm", 3, i_gemm, "yf");
+    set_int(g, gemm, "transB", 1);
+    joule_error e2;
+    assert_joule_ok(joule_node_set_attr_float(g->graph, gemm, "alpha", alpha, &e2), &e2);
+    add_node(g, "Relu", 1, i_relu, "rf");
+    add_node(g, "QuantizeLinear", 3, i_q, "yq");
+    joule_qdq_pattern p;
+    /* the wz tensor is per tensor but the scale per channel: the matcher wants equal shapes */
+    assert_false(joule_qdq_match(g->graph, gemm, &p));
+    uint8_t wzv[N];
+    for (int i = 0; i < N; i++)
+        wzv[i] = (uint8_t)(120 + i);
+    init_value(g, "wz", JOULE_U8, 1, &nn, wzv);
+    assert_true(joule_qdq_match(g->graph, gemm, &p));
+    assert_ptr_equal(p.kernel, &joule_cpu_kernel_qdq_gemm_relu);
+    assert_string_equal(p.inputs[JOULE_QDQ_BIAS]->name, "c");
+
+    joule_view *x = view_new(JOULE_U8, 2, dx);
+    fill_bytes(x, &r);
+    joule_view *y = view_new(JOULE_U8, 2, dy);
+    run_pattern(&p, x, y, 1);
+    size_t off = 0;
+    for (int mi = 0; mi < M; mi++) {
+        for (int ni = 0; ni < N; ni++) {
+            double acc = 0;
+            for (int k = 0; k < K; k++)
+                acc += ((double)((uint8_t *)x->data)[mi * K + k] - xz) * xs *
+                       (((double)w[ni * K + k] - wzv[ni]) * ws[ni]);
+            double v = alpha * acc + c[ni];
+            v = v < 0 ? 0 : v;
+            double q = nearbyint(v / ys) + yz;
+            q = q > 255 ? 255 : q;
+            int got = ((uint8_t *)y->data)[mi * N + ni];
+            if (fabs(got - q) > 1)
+                fail_msg("qdq gemm [%d][%d]: %d, float graph %g", mi, ni, got, q);
+            off += got != q;
+        }
+    }
+    assert_true(off <= 3);
+    view_free(x);
+    view_free(y);
+    joule_model_free(g);
+}
+
+/* What the matcher refuses, and DequantizeLinear nodes it must leave running. */
+static void test_qdq_match_refusals(void **state)
+{
+    (void)state;
+    rng r = {5};
+    joule_error err;
+    joule_qdq_pattern p;
+    {
+        /* DQ(x)'s float output is also read elsewhere: fused, but DQ(x) still runs */
+        joule_model *g;
+        assert_joule_ok(joule_model_new(13, &g, &err), &err);
+        qdq_conv_graph gr;
+        build_qdq_conv(g, &r, 1.0f, &gr);
+        const char *i_id[] = {"xf"};
+        add_node(g, "Identity", 1, i_id, "xf_copy");
+        assert_true(joule_qdq_match(g->graph, gr.conv, &p));
+        assert_int_equal(p.n_covered, 5);
+        assert_false(covers(&p, gr.dq_x));
+        assert_true(covers(&p, gr.dq_w));
+        joule_model_free(g);
+    }
+    {
+        /* the conv's float output has a second reader: no fusion */
+        joule_model *g;
+        assert_joule_ok(joule_model_new(13, &g, &err), &err);
+        qdq_conv_graph gr;
+        build_qdq_conv(g, &r, 1.0f, &gr);
+        const char *i_id[] = {"yf"};
+        add_node(g, "Identity", 1, i_id, "yf_copy");
+        assert_false(joule_qdq_match(g->graph, gr.conv, &p));
+        assert_false(joule_qdq_match(g->graph, gr.relu, &p)); /* not an anchor */
+        joule_model_free(g);
+    }
+    {
+        /* per-channel weight scale on the wrong axis (DequantizeLinear's default, 1) */
+        joule_model *g;
+        assert_joule_ok(joule_model_new(13, &g, &err), &err);
+        qdq_conv_graph gr;
+        build_qdq_conv(g, &r, 1.0f, &gr);
+        joule_node_remove_attr(gr.dq_w, "axis");
+        assert_false(joule_qdq_match(g->graph, gr.conv, &p));
+        joule_model_free(g);
+    }
+    {
+        /* weights that are not constant */
+        joule_model *g;
+        assert_joule_ok(joule_model_new(13, &g, &err), &err);
+        qdq_conv_graph gr;
+        build_qdq_conv(g, &r, 1.0f, &gr);
+        joule_value *w = joule_graph_find_value(g->graph, "w");
+        joule_value *w2;
+        assert_joule_ok(joule_graph_value(g->graph, "w_runtime", &w2, &err), &err);
+        joule_graph_replace_uses(g->graph, w, w2);
+        assert_false(joule_qdq_match(g->graph, gr.conv, &p));
+        joule_model_free(g);
+    }
+    {
+        /* no QuantizeLinear after the conv (float output) */
+        joule_model *g;
+        assert_joule_ok(joule_model_new(13, &g, &err), &err);
+        qdq_conv_graph gr;
+        build_qdq_conv(g, &r, 1.0f, &gr);
+        joule_value *rf = joule_graph_find_value(g->graph, "rf");
+        assert_joule_ok(joule_graph_remove_node(g->graph, gr.q, NULL, &err), &err);
+        assert_non_null(rf);
+        assert_false(joule_qdq_match(g->graph, gr.conv, &p));
+        joule_model_free(g);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1059,6 +1499,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_qlinear_conv_spec, setup_model, teardown_model),
         cmocka_unit_test_setup_teardown(test_qlinear_conv_random, setup_model, teardown_model),
         cmocka_unit_test_setup_teardown(test_bad_output_refused, setup_model, teardown_model),
+        cmocka_unit_test_setup_teardown(test_qdq_conv, setup_model, teardown_model),
+        cmocka_unit_test_setup_teardown(test_qdq_matmul, setup_model, teardown_model),
+        cmocka_unit_test_setup_teardown(test_qdq_gemm, setup_model, teardown_model),
+        cmocka_unit_test_setup_teardown(test_qdq_match_refusals, setup_model, teardown_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
