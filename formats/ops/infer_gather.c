@@ -174,7 +174,7 @@ joule_status ji_split(joule_infer_ctx *c)
     } else if (!given) {
         if (c->n_out <= 0)
             return JOULE_OK;
-        if (ji_dim_known(d) && d.size % c->n_out)
+        if (ji_dim_known(d) && d.size % c->n_out && c->opset < 18)
             return ji_infer_fail(c, "axis %d (%lld) does not split evenly into %d outputs", axis,
                                  (long long)d.size, c->n_out);
     }
@@ -182,8 +182,12 @@ joule_status ji_split(joule_infer_ctx *c)
         joule_shape y = *x;
         if (given && known)
             y.dims[axis] = ji_dim_c(split[i]);
-        else if (!given && ji_dim_known(d))
-            y.dims[axis] = ji_dim_c(d.size / c->n_out);
+        else if (!given && ji_dim_known(d)) {
+            /* equal chunks; from 18 (num_outputs) the last may be smaller */
+            int64_t chunk = (d.size + c->n_out - 1) / c->n_out;
+            int64_t left = d.size - chunk * i;
+            y.dims[axis] = ji_dim_c(left < 0 ? 0 : left < chunk ? left : chunk);
+        }
         else if (!given && c->n_out == 1)
             y.dims[axis] = d;
         else

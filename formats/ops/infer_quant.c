@@ -15,7 +15,7 @@ static joule_status check_scale(joule_infer_ctx *c)
             continue;
         bool scalar = s->rank == 0 || (s->rank == 1 && ji_dim_known(s->dims[0]) &&
                                        s->dims[0].size == 1);
-        if (scalar)
+        if (scalar || (c->opset >= 21 && x && s->rank == x->rank)) /* 21: blocked */
             continue;
         if (s->rank != 1 || c->opset < 13)
             return ji_infer_fail(c, "%s %s must be a scalar%s", i == 1 ? "scale" : "zero point",
@@ -41,7 +41,10 @@ joule_status ji_quantize(joule_infer_ctx *c)
     joule_status st = check_scale(c);
     if (st)
         return st;
-    joule_dtype dt = ji_in_io(c, 2) ? ji_in_dtype(c, 2) : JOULE_U8;
+    joule_dtype dt = ji_in_io(c, 2) ? ji_in_dtype(c, 2)
+                                    : (joule_dtype)joule_attr_int(c->node, "output_dtype", JOULE_U8);
+    if (!joule_dtype_valid((int)dt) || dt == JOULE_UNDEFINED)
+        dt = JOULE_U8;
     ji_out_set(c, 0, dt, ji_in_shape(c, 0));
     return JOULE_OK;
 }
@@ -51,7 +54,10 @@ joule_status ji_dequantize(joule_infer_ctx *c)
     joule_status st = check_scale(c);
     if (st)
         return st;
-    ji_out_set(c, 0, JOULE_F32, ji_in_shape(c, 0));
+    /* float32 until 19, then the scale's type */
+    joule_dtype dt = c->opset >= 19 && ji_in_dtype(c, 1) != JOULE_UNDEFINED ? ji_in_dtype(c, 1)
+                                                                            : JOULE_F32;
+    ji_out_set(c, 0, dt, ji_in_shape(c, 0));
     return JOULE_OK;
 }
 

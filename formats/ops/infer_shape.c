@@ -457,15 +457,30 @@ joule_status ji_pad(joule_infer_ctx *c)
         known = ji_in_ints(c, 1, pads, 2 * JOULE_MAX_RANK, &n);
     }
     joule_shape y = {.rank = x->rank};
-    if (!known) {
+    /* from 18 an axes input names the padded axes; pads then has 2 * len(axes) entries */
+    int64_t axes[JOULE_MAX_RANK], add_by_axis[JOULE_MAX_RANK] = {0};
+    size_t na = (size_t)x->rank;
+    bool axes_known = true;
+    for (int i = 0; i < x->rank; i++)
+        axes[i] = i;
+    if (c->opset >= 18 && ji_in_io(c, 3))
+        axes_known = ji_in_ints(c, 3, axes, JOULE_MAX_RANK, &na);
+    if (!known || !axes_known) {
         ji_shape_set_rank(&y, x->rank);
         ji_out_set(c, 0, dt, &y);
         return JOULE_OK;
     }
-    if (n != 2 * (size_t)x->rank)
-        return ji_infer_fail(c, "pads has %zu entries for rank %d", n, x->rank);
+    if (n != 2 * na)
+        return ji_infer_fail(c, "pads has %zu entries for %zu axes", n, na);
+    for (size_t k = 0; k < na; k++) {
+        int a;
+        joule_status st = ji_norm_axis(c, axes[k], x->rank, "axis", &a);
+        if (st)
+            return st;
+        add_by_axis[a] += pads[k] + pads[k + na];
+    }
     for (int i = 0; i < x->rank; i++) {
-        int64_t add = pads[i] + pads[i + x->rank];
+        int64_t add = add_by_axis[i];
         joule_dim d = x->dims[i];
         if (!ji_dim_known(d)) {
             y.dims[i] = add == 0 ? d : ji_dim_unknown();
@@ -479,6 +494,66 @@ joule_status ji_pad(joule_infer_ctx *c)
     return JOULE_OK;
 }
 
+/* Resize's axes: all of them, or (from 18) the axes attribute. */
+static joule_status resize_axes(joule_infer_ctx *c, int rank, int *axes, int *n)
+{
+    const int64_t *v;
+    size_t na;
+    *n = rank;
+    for (int i = 0; i < rank; i++)
+        axes[i] = i;
+    if (c->opset < 18 || !ji_attr_ints(c->node, "axes", &v, &na))
+        return JOULE_OK;
+    if (na > (size_t)rank)
+        return ji_infer_fail(c, "axes has %zu entries for rank %d", na, rank);
+    for (size_t k = 0; k < na; k++) {
+        joule_status st = ji_norm_axis(c, v[k], rank, "axis", &axes[k]);
+        if (st)
+            return st;
+    }
+    *n = (int)na;
+    return JOULE_OK;
+}
+
+static bool str_is(joule_string s, const char *what)
+{
+    return s.len == strlen(what) && memcmp(s.ptr, what, s.len) == 0;
+}
+
+/* Output dims from sizes (elements may be symbolic); from 18 keep_aspect_ratio_policy may
+ * rescale them. */
+static joule_status resize_sizes(joule_infer_ctx *c, const joule_shape *x, const ji_pv *p,
+                                 const int *axes, int na, joule_shape *y)
+{
+    if (p->n != (size_t)na)
+        return ji_infer_fail(c, "sizes has %zu entries for %d axes", p->n, na);
+    joule_string pol = joule_attr_string(c->node, "keep_aspect_ratio_policy", "stretch");
+    if (c->opset >= 18 && !str_is(pol, "stretch")) {
+        bool larger = str_is(pol, "not_smaller");
+        if (!larger && !str_is(pol, "not_larger"))
+            return ji_infer_fail(c, "unknown keep_aspect_ratio_policy '%.*s'", (int)pol.len,
+                                 pol.ptr);
+        double scale = 0;
+        for (int k = 0; k < na; k++) {
+            joule_dim d = x->dims[axes[k]];
+            if (!ji_pv_known(p->e[k]) || !ji_dim_known(d) || d.size == 0)
+                return JOULE_OK; /* the resized axes stay unknown */
+            double s = (double)p->e[k].size / (double)d.size;
+            if (k == 0 || (larger ? s > scale : s < scale))
+                scale = s;
+        }
+        for (int k = 0; k < na; k++)
+            y->dims[axes[k]] = ji_dim_c((int64_t)floor(scale * (double)x->dims[axes[k]].size + 0.5));
+        return JOULE_OK;
+    }
+    for (int k = 0; k < na; k++) {
+        if (ji_pv_known(p->e[k]) && p->e[k].size < 0)
+            return ji_infer_fail(c, "sizes[%d] is negative", k);
+        y->dims[axes[k]] = ji_pv_as_dim(p->e[k]);
+    }
+    return JOULE_OK;
+}
+
 joule_status ji_resize(joule_infer_ctx *c)
 {
     const joule_shape *x = ji_in_shape(c, 0);
@@ -487,52 +562,54 @@ joule_status ji_resize(joule_infer_ctx *c)
         ji_out_set(c, 0, dt, NULL);
         return JOULE_OK;
     }
+    int axes[JOULE_MAX_RANK], na;
+    joule_status st = resize_axes(c, x->rank, axes, &na);
+    if (st)
+        return st;
+    /* axes not resized keep their dims; resized ones are unknown until computed */
+    joule_shape y = *x;
+    for (int k = 0; k < na; k++)
+        y.dims[axes[k]] = ji_dim_unknown();
     int i_scales = c->opset < 11 ? 1 : 2, i_sizes = c->opset < 11 ? -1 : 3;
-    joule_shape y;
-    ji_shape_set_rank(&y, x->rank);
-    int64_t sizes[JOULE_MAX_RANK];
     double scales[JOULE_MAX_RANK], roi[2 * JOULE_MAX_RANK];
     size_t n;
-    const joule_infer_io *sz = ji_in_io(c, i_sizes);
     const joule_infer_io *sc = ji_in_io(c, i_scales);
-    bool sizes_given = sz && ji_in_len(c, i_sizes) != 0;
+    bool sizes_given = ji_in_io(c, i_sizes) && ji_in_len(c, i_sizes) != 0;
     bool scales_given = sc && ji_in_len(c, i_scales) != 0;
-    if (sizes_given && ji_in_ints(c, i_sizes, sizes, JOULE_MAX_RANK, &n)) {
-        if (n != (size_t)x->rank)
-            return ji_infer_fail(c, "sizes has %zu entries for rank %d", n, x->rank);
-        for (int i = 0; i < x->rank; i++) {
-            if (sizes[i] < 0)
-                return ji_infer_fail(c, "sizes[%d] is negative", i);
-            y.dims[i] = ji_dim_c(sizes[i]);
-        }
+    ji_pv p;
+    if (sizes_given && ji_pv_load(c, i_sizes, &p)) {
+        st = resize_sizes(c, x, &p, axes, na, &y);
+        ji_pv_free(&p);
+        if (st)
+            return st;
     } else if (!sizes_given && scales_given && sc->value &&
                ji_tensor_doubles(sc->value, scales, JOULE_MAX_RANK, &n)) {
-        if (n != (size_t)x->rank)
-            return ji_infer_fail(c, "scales has %zu entries for rank %d", n, x->rank);
+        if (n != (size_t)na)
+            return ji_infer_fail(c, "scales has %zu entries for %d axes", n, na);
         joule_string ctm = joule_attr_string(c->node, "coordinate_transformation_mode", "");
-        bool crop = ctm.len == 18 && !memcmp(ctm.ptr, "tf_crop_and_resize", 18);
+        bool crop = str_is(ctm, "tf_crop_and_resize");
         size_t nr = 0;
         const joule_infer_io *ri = ji_in_io(c, 1);
         bool have_roi = crop && ri && ri->value &&
                         ji_tensor_doubles(ri->value, roi, 2 * JOULE_MAX_RANK, &nr) &&
-                        nr == 2 * (size_t)x->rank;
-        for (int i = 0; i < x->rank; i++) {
-            if (!(scales[i] > 0))
-                return ji_infer_fail(c, "scales[%d] must be positive", i);
-            joule_dim d = x->dims[i];
+                        nr == 2 * (size_t)na;
+        for (int k = 0; k < na; k++) {
+            if (!(scales[k] > 0))
+                return ji_infer_fail(c, "scales[%d] must be positive", k);
+            joule_dim d = x->dims[axes[k]];
             if (!ji_dim_known(d)) {
-                if (scales[i] == 1.0 && !crop)
-                    y.dims[i] = d;
+                if (scales[k] == 1.0 && !crop)
+                    y.dims[axes[k]] = d;
                 continue;
             }
             if (crop && !have_roi)
                 continue;
             /* in float, as ONNX's own shape inference and ONNX Runtime compute it */
-            float span = crop ? (float)(roi[i + x->rank] - roi[i]) : 1.0f;
-            float v = floorf((float)d.size * span * (float)scales[i]);
+            float span = crop ? (float)(roi[k + na] - roi[k]) : 1.0f;
+            float v = floorf((float)d.size * span * (float)scales[k]);
             if (!(v >= 0 && v < 9.0e18f))
-                return ji_infer_fail(c, "output size on axis %d is out of range", i);
-            y.dims[i] = ji_dim_c((int64_t)v);
+                return ji_infer_fail(c, "output size on axis %d is out of range", axes[k]);
+            y.dims[axes[k]] = ji_dim_c((int64_t)v);
         }
     }
     ji_out_set(c, 0, dt, &y);
