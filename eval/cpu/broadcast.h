@@ -41,7 +41,7 @@ bool joule_bcast_shape(int n, const int *ranks, const int64_t *const *dims, int 
 
 /* Plans iteration of the output (out_rank, out_dims) over n <= JOULE_BCAST_MAX_IN inputs.
  * Fails with JOULE_ERR_INVALID, naming `who` (a node), when an input does not broadcast to the
- * output or the output has a dim that no input supplies. */
+ * output. The output may be larger than every input (as in Expand): then all steps can be 0. */
 joule_status joule_bcast_init(joule_bcast *b, int out_rank, const int64_t *out_dims, int n,
                               const int *ranks, const int64_t *const *dims, const char *who,
                               joule_error *err);

@@ -66,19 +66,6 @@ joule_status joule_bcast_init(joule_bcast *b, int out_rank, const int64_t *out_d
             s *= (size_t)d; /* bounded by count, which did not overflow */
         }
     }
-    /* every output dim must come from some input */
-    for (int j = 0; j < out_rank; j++) {
-        if (out_dims[j] == 1 || count == 0)
-            continue;
-        bool found = false;
-        for (int k = 0; k < n; k++)
-            found |= st[k][j] != 0;
-        if (!found)
-            return joule_fail(err, JOULE_ERR_INVALID,
-                              "%s: output dim %d (%lld) matches no input", who, j,
-                              (long long)out_dims[j]);
-    }
-
     /* drop size-1 dims, merge dims contiguous in every input */
     int r = 0;
     for (int j = 0; j < out_rank; j++) {

@@ -240,8 +240,11 @@ joule_status ew_unary_run(const ew_spec *s, const ew_par *p, const joule_kernel_
 /* Binary with the opset < 7 `broadcast`/`axis` attributes honoured. */
 joule_status ew_binary_run(const ew_spec *s, const ew_par *p, const joule_kernel_ctx *c);
 
-/* Checks an output view: dtype and element count. */
+/* Checks an output view: dtype and element count (and a buffer when not empty). */
 joule_status ew_check_out(const joule_kernel_ctx *c, int i, joule_dtype dt, size_t count);
+/* Same, and the output's dims must be exactly rank/dims. */
+joule_status ew_check_out_shape(const joule_kernel_ctx *c, int i, joule_dtype dt, int rank,
+                                const int64_t *dims);
 
 /* Splits [0, n) into at most `threads` ranges of at least `grain` elements and calls fn on each
  * (in parallel with OpenMP). */

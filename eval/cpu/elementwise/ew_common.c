@@ -113,6 +113,27 @@ joule_status ew_check_out(const joule_kernel_ctx *c, int i, joule_dtype dt, size
     return JOULE_OK;
 }
 
+joule_status ew_check_out_shape(const joule_kernel_ctx *c, int i, joule_dtype dt, int rank,
+                                const int64_t *dims)
+{
+    size_t count;
+    if (!joule_dims_count(rank, dims, &count))
+        return joule_fail(c->err, JOULE_ERR_INVALID, "%s (%s): bad output shape", ew_who(c->node),
+                          c->node ? c->node->op_type : "?");
+    joule_status st = ew_check_out(c, i, dt, count);
+    if (st != JOULE_OK)
+        return st;
+    const joule_view *o = c->out[i];
+    bool same = o->rank == rank;
+    for (int d = 0; same && d < rank; d++)
+        same = o->dims[d] == dims[d];
+    if (!same)
+        return joule_fail(c->err, JOULE_ERR_INVALID,
+                          "%s (%s): output %d shape differs from the broadcast of the inputs",
+                          ew_who(c->node), c->node ? c->node->op_type : "?", i);
+    return JOULE_OK;
+}
+
 /* ---- unary ---- */
 
 typedef struct un_job {
@@ -212,6 +233,7 @@ typedef struct bin_job {
     char *o;
     size_t asz, bsz, osz;
     bool ca, cb, co;
+    bool fill; /* both inputs broadcast along the row: compute one element, copy it */
     int mode;
 } bin_job;
 
@@ -260,10 +282,13 @@ static void bin_range(void *arg, size_t lo, size_t hi)
         const char *ap = j->a + (it.off[0] + col * bc->step[0]) * j->asz;
         const char *bp = j->b + (it.off[1] + col * bc->step[1]) * j->bsz;
         char *op = j->o + lo * j->osz;
+        size_t m = j->fill ? 1 : n;
         if (conv)
-            bin_row_conv(j, op, ap, bp, n);
+            bin_row_conv(j, op, ap, bp, m);
         else
-            j->fn(op, ap, bp, n, j->mode, &j->p);
+            j->fn(op, ap, bp, m, j->mode, &j->p);
+        for (size_t k = m; k < n; k++)
+            memcpy(op + k * j->osz, op, j->osz);
         lo += n;
         col = 0;
         if (lo < hi)
@@ -314,6 +339,7 @@ joule_status ew_binary_apply(const ew_spec *s, const ew_par *p, const joule_view
                           joule_dtype_name(a->dtype));
     bool sa = j.bc.step[0], sb = j.bc.step[1];
     j.mode = (!sa && sb) ? EW_SV : (sa && !sb) ? EW_VS : EW_VV;
+    j.fill = !sa && !sb && j.bc.inner > 1;
     ew_parallel(threads, j.bc.count, s->grain, bin_range, &j);
     return JOULE_OK;
 }
@@ -355,11 +381,7 @@ joule_status ew_binary_run(const ew_spec *s, const ew_par *p, const joule_kernel
     if (!joule_bcast_shape(2, ranks, dims, &orank, odims))
         return joule_fail(c->err, JOULE_ERR_INVALID, "%s (%s): input shapes do not broadcast",
                           ew_who(c->node), s->name);
-    size_t count;
-    if (!joule_dims_count(orank, odims, &count))
-        return joule_fail(c->err, JOULE_ERR_INVALID, "%s (%s): bad output shape", ew_who(c->node),
-                          s->name);
-    joule_status st = ew_check_out(c, 0, s->bool_out ? JOULE_BOOL : a->dtype, count);
+    joule_status st = ew_check_out_shape(c, 0, s->bool_out ? JOULE_BOOL : a->dtype, orank, odims);
     if (st != JOULE_OK)
         return st;
     return ew_binary_apply(s, p, a, b, c->out[0], c->threads, c->node, c->err);

@@ -82,7 +82,7 @@ static inline float ew_tanhf(float x)
     s = s * z + 1.33314422036e-1f;
     s = s * z - 3.33332819422e-1f;
     s = s * z * x + x;
-    float c = ax > 9.0f ? 9.0f : ax; /* tanh(9) rounds to 1 */
+    float c = ax > 9.1f ? 9.1f : ax; /* from 9.02 on, tanh rounds to 1 */
     float e = ew_expf(2.0f * c);
     float l = ew_fm_copysign(1.0f - 2.0f / (e + 1.0f), x);
     return ax < 0.625f ? s : l;
@@ -140,7 +140,7 @@ static inline float ew_one_plus_erf(float x)
     float small = 1.0f + ew_erf_small(x);
     float c = ax > EW_ERF_ONE ? EW_ERF_ONE : ax;
     float mid = ew_erfc_mid(c);
-    float w = ax < 10.0f ? ax : 10.0f;
+    float w = ax < 13.0f ? ax : 13.0f; /* erfc(13) underflows */
     float iz2 = 1.0f / (w * w);
     float series = 1.0f + iz2 * (-0.5f + iz2 * (0.75f + iz2 * -1.875f));
     float tail = ew_expf(-w * w) * (0.56418958354775628f / w) * series;

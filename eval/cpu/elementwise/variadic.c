@@ -123,7 +123,7 @@ static joule_status variadic_run(const ew_spec *s, bool mean, const joule_kernel
     if (st != JOULE_OK)
         return st;
     joule_dtype t = c->in[0]->dtype;
-    st = ew_check_out(c, 0, t, count);
+    st = ew_check_out_shape(c, 0, t, rank, dims);
     if (st != JOULE_OK || count == 0)
         return st;
     const joule_view *o = c->out[0];

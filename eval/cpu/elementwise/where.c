@@ -115,22 +115,18 @@ joule_status ew_where_run(const joule_kernel_ctx *c)
     if (!joule_bcast_shape(3, ranks, dims, &orank, odims))
         return joule_fail(c->err, JOULE_ERR_INVALID, "%s (Where): input shapes do not broadcast",
                           ew_who(c->node));
-    size_t count;
-    if (!joule_dims_count(orank, odims, &count))
-        return joule_fail(c->err, JOULE_ERR_INVALID, "%s (Where): bad output shape",
-                          ew_who(c->node));
     joule_dtype t = c->in[1]->dtype;
-    joule_status st = ew_check_out(c, 0, t, count);
+    joule_status st = ew_check_out_shape(c, 0, t, orank, odims);
     if (st != JOULE_OK)
         return st;
     where_job j = {.c = c->in[0]->data, .x = c->in[1]->data, .y = c->in[2]->data,
                    .o = c->out[0]->data, .esz = joule_dtype_bytes(t, 1)};
     j.fn = pick(j.esz);
     st = joule_bcast_init_views(&j.bc, c->out[0], 3, c->in, ew_who(c->node), c->err);
-    if (st != JOULE_OK || count == 0)
+    if (st != JOULE_OK || j.bc.count == 0)
         return st;
     if (!j.c || !j.x || !j.y)
         return joule_fail(c->err, JOULE_ERR_INVALID, "%s (Where): missing data", ew_who(c->node));
-    ew_parallel(c->threads, count, 0, where_range, &j);
+    ew_parallel(c->threads, j.bc.count, 0, where_range, &j);
     return JOULE_OK;
 }
