@@ -164,6 +164,20 @@ joule_status ji_dropout(joule_infer_ctx *c);
 joule_status ji_eye_like(joule_infer_ctx *c);
 joule_status ji_onehot(joule_infer_ctx *c);
 joule_status ji_nonzero(joule_infer_ctx *c);
+/* infer_extra.c */
+joule_status ji_gather_nd(joule_infer_ctx *c);
+joule_status ji_det(joule_infer_ctx *c);
+joule_status ji_einsum(joule_infer_ctx *c);
+joule_status ji_upsample(joule_infer_ctx *c);
+joule_status ji_recurrent(joule_infer_ctx *c);     /* RNN GRU LSTM */
+joule_status ji_nms(joule_infer_ctx *c);
+joule_status ji_roi_align(joule_infer_ctx *c);
+joule_status ji_grid_sample(joule_infer_ctx *c);
+joule_status ji_max_unpool(joule_infer_ctx *c);
+joule_status ji_compress(joule_infer_ctx *c);
+joule_status ji_unique(joule_infer_ctx *c);
+joule_status ji_random_like(joule_infer_ctx *c);   /* RandomUniformLike RandomNormalLike Bernoulli */
+joule_status ji_random(joule_infer_ctx *c);        /* RandomUniform RandomNormal */
 /* infer_reduce.c */
 joule_status ji_reduce(joule_infer_ctx *c);
 joule_status ji_argmax(joule_infer_ctx *c);
