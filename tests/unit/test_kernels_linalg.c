@@ -3,7 +3,9 @@
  * reference kernels; then every fast kernel is run on random inputs over many configurations
  * (groups, dilations, strides, asymmetric and automatic pads, 1x1, depthwise, 1D/3D, batches,
  * transposes, broadcasting, f16, constant and non-constant weights, 1 and 3 threads) and must
- * agree with the reference within |fast - ref| <= 1e-4 + 1e-3 |ref| (f32). */
+ * agree with the reference within |fast - ref| <= 1e-4 + 1e-3 |ref| (f32). Finally every kernel
+ * runs the single-node ONNX backend tests (node/, pytorch-converted/, pytorch-operator/) for
+ * these ops and must reproduce their recorded outputs. */
 #include "common.h"
 
 #include <math.h>
@@ -13,6 +15,7 @@
 
 #include "eval/cpu/linalg/linalg.h"
 #include "eval/kernel.h"
+#include "onnx.pb-c.h"
 
 /* ---- helpers: random numbers, views, nodes, running a kernel ---- */
 
@@ -871,6 +874,154 @@ static void test_matmul_by_hand(void **state)
     view_free(y);
 }
 
+/* ---- ONNX backend-test data ---- */
+
+static const char *const backend_tests[] = {
+    "node/test_basic_conv_with_padding", "node/test_basic_conv_without_padding",
+    "node/test_conv_with_autopad_same", "node/test_conv_with_strides_and_asymmetric_padding",
+    "node/test_conv_with_strides_no_padding", "node/test_conv_with_strides_padding",
+    "node/test_convtranspose", "node/test_convtranspose_1d", "node/test_convtranspose_3d",
+    "node/test_convtranspose_autopad_same", "node/test_convtranspose_dilations",
+    "node/test_convtranspose_kernel_shape", "node/test_convtranspose_output_shape",
+    "node/test_convtranspose_pad", "node/test_convtranspose_pads",
+    "node/test_convtranspose_with_kernel", "node/test_gemm_all_attributes",
+    "node/test_gemm_alpha", "node/test_gemm_beta", "node/test_gemm_default_matrix_bias",
+    "node/test_gemm_default_no_bias", "node/test_gemm_default_scalar_bias",
+    "node/test_gemm_default_single_elem_vector_bias", "node/test_gemm_default_vector_bias",
+    "node/test_gemm_default_zero_bias", "node/test_gemm_transposeA",
+    "node/test_gemm_transposeB", "node/test_matmul_2d", "node/test_matmul_3d",
+    "node/test_matmul_4d", "pytorch-converted/test_Conv1d",
+    "pytorch-converted/test_Conv1d_dilated", "pytorch-converted/test_Conv1d_groups",
+    "pytorch-converted/test_Conv1d_pad1", "pytorch-converted/test_Conv1d_pad1size1",
+    "pytorch-converted/test_Conv1d_pad2", "pytorch-converted/test_Conv1d_pad2size1",
+    "pytorch-converted/test_Conv1d_stride", "pytorch-converted/test_Conv2d",
+    "pytorch-converted/test_Conv2d_depthwise", "pytorch-converted/test_Conv2d_depthwise_padded",
+    "pytorch-converted/test_Conv2d_depthwise_strided",
+    "pytorch-converted/test_Conv2d_depthwise_with_multiplier",
+    "pytorch-converted/test_Conv2d_dilated", "pytorch-converted/test_Conv2d_groups",
+    "pytorch-converted/test_Conv2d_groups_thnn", "pytorch-converted/test_Conv2d_no_bias",
+    "pytorch-converted/test_Conv2d_padding", "pytorch-converted/test_Conv2d_strided",
+    "pytorch-converted/test_Conv3d", "pytorch-converted/test_Conv3d_dilated",
+    "pytorch-converted/test_Conv3d_dilated_strided", "pytorch-converted/test_Conv3d_groups",
+    "pytorch-converted/test_Conv3d_no_bias", "pytorch-converted/test_Conv3d_stride",
+    "pytorch-converted/test_Conv3d_stride_padding", "pytorch-converted/test_ConvTranspose2d",
+    "pytorch-converted/test_ConvTranspose2d_no_bias", "pytorch-converted/test_Linear",
+    "pytorch-operator/test_operator_conv", "pytorch-operator/test_operator_convtranspose",
+    "pytorch-operator/test_operator_mm",
+};
+
+/* A float TensorProto file as a view, or NULL. */
+static joule_view *load_pb(const char *path)
+{
+    size_t len;
+    void *buf = test_read_file(path, &len);
+    if (!buf)
+        return NULL;
+    Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, len, buf);
+    free(buf);
+    if (!t)
+        return NULL;
+    joule_view *v = NULL;
+    if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && t->n_dims <= JOULE_MAX_RANK) {
+        int64_t dims[JOULE_MAX_RANK];
+        for (size_t i = 0; i < t->n_dims; i++)
+            dims[i] = t->dims[i];
+        v = view_new(JOULE_F32, (int)t->n_dims, dims);
+        if (t->has_raw_data && t->raw_data.len == v->count * sizeof(float))
+            memcpy(v->data, t->raw_data.data, t->raw_data.len);
+        else if (t->n_float_data == v->count)
+            memcpy(v->data, t->float_data, v->count * sizeof(float));
+        else
+            fail_msg("%s: tensor data of unexpected size", path);
+    }
+    onnx__tensor_proto__free_unpacked(t, NULL);
+    return v;
+}
+
+static void test_onnx_backend_data(void **state)
+{
+    (void)state;
+    int runs = 0;
+    for (size_t ti = 0; ti < sizeof backend_tests / sizeof backend_tests[0]; ti++) {
+        char dir[512], path[600];
+        test_data_path(backend_tests[ti], dir, sizeof dir);
+        snprintf(path, sizeof path, "%s/model.onnx", dir);
+        joule_model *m;
+        joule_error err;
+        if (joule_model_load(path, &m, &err) != JOULE_OK) {
+            print_message("skipping %s: %s\n", backend_tests[ti], err.msg);
+            continue;
+        }
+        /* one node of ours, possibly fed by Constant nodes */
+        const joule_node *node = m->graph->nodes[m->graph->n_nodes - 1];
+        for (size_t i = 0; i + 1 < m->graph->n_nodes; i++)
+            assert_string_equal(m->graph->nodes[i]->op_type, "Constant");
+        /* graph inputs without data are fed from test_data_set_0/input_<i>.pb, in order */
+        joule_view *owned[3] = {NULL, NULL, NULL};
+        const joule_view *in[3] = {NULL, NULL, NULL};
+        joule_view borrowed[3];
+        int n_in = node->n_inputs, fed = 0;
+        assert_true(n_in >= 2 && n_in <= 3);
+        for (size_t gi = 0; gi < m->graph->n_inputs; gi++) {
+            const joule_value *v = m->graph->inputs[gi];
+            if (v->data)
+                continue;
+            snprintf(path, sizeof path, "%s/test_data_set_0/input_%d.pb", dir, fed++);
+            joule_view *pv = load_pb(path);
+            assert_non_null(pv);
+            for (int i = 0; i < n_in; i++)
+                if (node->inputs[i] == v) {
+                    owned[i] = pv;
+                    in[i] = pv;
+                    pv = NULL;
+                }
+            view_free(pv);
+        }
+        for (int i = 0; i < n_in; i++) {
+            const joule_value *v = node->inputs[i];
+            if (in[i] || !v)
+                continue;
+            const joule_tensor *data = v->data;
+            const joule_node *producer = joule_graph_producer(m->graph, v);
+            if (!data && producer && strcmp(producer->op_type, "Constant") == 0)
+                data = joule_node_attr(producer, "value")->t;
+            assert_non_null(data);
+            assert_int_equal(data->dtype, JOULE_F32);
+            borrowed[i] = (joule_view){.dtype = JOULE_F32, .rank = data->rank,
+                                       .count = data->count, .data = (void *)data->data};
+            memcpy(borrowed[i].dims, data->dims, sizeof borrowed[i].dims);
+            in[i] = &borrowed[i];
+        }
+        snprintf(path, sizeof path, "%s/test_data_set_0/output_0.pb", dir);
+        joule_view *want = load_pb(path);
+        assert_non_null(want);
+        joule_view *got = view_new(JOULE_F32, want->rank, want->dims);
+        int kernels = 0;
+        for (int t = 0; t < 2; t++) {
+            const joule_kernel *tab = t ? joule_cpu_kernels_linalg : joule_cpu_kernels_linalg_ref;
+            for (const joule_kernel *k = tab; k->op_type; k++) {
+                if (strcmp(k->op_type, node->op_type) != 0 || !k->supports(node, 17, n_in, in))
+                    continue;
+                memset(got->data, 0x7f, got->count * sizeof(float));
+                exec_ok(k, node, n_in, in, got, 2, 0x6);
+                char what[256];
+                snprintf(what, sizeof what, "%s [%s]", backend_tests[ti], k->name);
+                expect_close(what, got, want);
+                kernels++;
+                runs++;
+            }
+        }
+        if (kernels < 2)
+            fail_msg("%s: only %d kernels took it", backend_tests[ti], kernels);
+        view_free(got);
+        view_free(want);
+        for (int i = 0; i < 3; i++)
+            view_free(owned[i]);
+        joule_model_free(m);
+    }
+    print_message("%d kernel runs on ONNX backend-test data\n", runs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -884,6 +1035,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gemm_fast_vs_ref, setup_model, teardown_model),
         cmocka_unit_test_setup_teardown(test_matmul_by_hand, setup_model, teardown_model),
         cmocka_unit_test_setup_teardown(test_matmul_fast_vs_ref, setup_model, teardown_model),
+        cmocka_unit_test(test_onnx_backend_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
