@@ -227,6 +227,22 @@ static int run(run_args *a)
                 is->shape.dims[d].size = in->t->dims[d];
         }
     }
+    bool missing = false;
+    for (size_t k = 0; k < m->graph->n_inputs; k++) {
+        const joule_value *v = m->graph->inputs[k];
+        bool fed = v->data != NULL;
+        for (size_t i = 0; i < a->n_inputs && !fed; i++)
+            fed = strcmp(a->inputs[i].name, v->name) == 0;
+        if (!fed) {
+            char shape[160];
+            joule_shape_format(&v->shape, shape, sizeof shape);
+            fprintf(stderr, "joule run: missing --input %s=FILE.npy (%s %s)\n", v->name,
+                    joule_dtype_name(v->dtype), shape);
+            missing = true;
+        }
+    }
+    if (missing)
+        goto done;
     joule_session_options opt = {
         .backend = JOULE_BACKEND_CPU,
         .threads = a->threads,
@@ -243,22 +259,16 @@ static int run(run_args *a)
         fprintf(stderr, "joule run: out of memory\n");
         goto done;
     }
-    bool missing = false;
     for (size_t i = 0; i < n; i++) {
         const joule_value *v = joule_session_input(s, i);
         for (size_t k = 0; k < a->n_inputs && !feeds[i]; k++)
             if (strcmp(a->inputs[k].name, v->name) == 0)
                 feeds[i] = a->inputs[k].t;
-        if (!feeds[i]) {
-            char shape[160];
-            joule_shape_format(&v->shape, shape, sizeof shape);
-            fprintf(stderr, "joule run: missing --input %s=FILE.npy (%s %s)\n", v->name,
-                    joule_dtype_name(v->dtype), shape);
-            missing = true;
+        if (!feeds[i]) { /* cannot happen: every input was checked above */
+            fprintf(stderr, "joule run: missing --input %s\n", v->name);
+            goto done;
         }
     }
-    if (missing)
-        goto done;
     if (joule_session_run(s, feeds, n, &err)) {
         fprintf(stderr, "joule run: %s\n", err.msg);
         goto done;
