@@ -179,6 +179,8 @@ static void tn_init(tnode *t, const char *op, int64_t opset, int n_in)
     assert_joule_ok(joule_node_create(t->m->graph, op, "", "node0", n_in, ins, 1, outs, &t->node,
                                       &t->err),
                     &t->err);
+    /* placed in the graph so that the graph frees it */
+    assert_joule_ok(joule_graph_insert_before(t->m->graph, t->node, NULL, &t->err), &t->err);
 }
 
 static void tn_free(tnode *t) { joule_model_free(t->m); }
