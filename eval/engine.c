@@ -202,6 +202,8 @@ joule_status joule_session_create(const joule_model *m, const joule_session_opti
     joule_status st = index_values(s, err);
     if (!st)
         st = setup_io(s, opt, err);
+    if (!st)
+        st = eng_find_fusions(s, err);
     if (!st) {
         if (openblas_set_num_threads)
             openblas_set_num_threads(s->threads);
@@ -235,6 +237,8 @@ void joule_session_free(joule_session *s)
     free(s->output_idx);
     free(s->out_t);
     free(s->out_copy);
+    free(s->fusions);
+    free(s->node_fusion);
     free(s->arena);
     free(s->scratch);
     free(s);
@@ -365,11 +369,11 @@ joule_status joule_session_run(joule_session *s, const joule_tensor *const *inpu
         if (!en->run)
             continue;
         joule_kernel_ctx ctx = {
-            .node = en->node,
+            .node = en->knode,
             .opset = en->opset,
-            .n_in = en->node->n_inputs,
+            .n_in = en->n_in,
             .in = en->in,
-            .n_out = en->node->n_outputs,
+            .n_out = en->n_out,
             .out = en->out,
             .state = en->state,
             .scratch = s->scratch,

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "eval/cpu/quant/qdq.h"
 #include "eval/kernel.h"
 #include "joule/engine.h"
 
@@ -29,15 +30,29 @@ typedef struct eng_value {
 } eng_value;
 
 typedef struct eng_node {
-    const joule_node *node;
+    const joule_node *node;   /* the graph node at this position */
+    const joule_node *knode;  /* the node the kernel sees: node, or a fused chain's anchor */
     int64_t opset;
     const joule_kernel *kernel;
     void *state;
     size_t scratch_bytes;
-    const joule_view **in;  /* n_inputs entries, NULL for omitted inputs */
-    joule_view **out;       /* n_outputs entries, NULL for omitted outputs */
-    bool run;               /* false when folded or every output was known at plan time */
+    int n_in, n_out;          /* what the kernel sees (a fused chain has its own inputs) */
+    const joule_view **in;    /* n_in entries, NULL for omitted inputs */
+    joule_view **out;         /* n_out entries, NULL for omitted outputs */
+    size_t *in_v, *out_v;     /* their value indices, SIZE_MAX where omitted */
+    bool run;                 /* false when folded, known at plan time, or fused away */
+    bool deferred;            /* in a QDQ chain: decided when the chain's last node is reached */
 } eng_node;
+
+/* A DequantizeLinear -> Conv/MatMul/Gemm [-> Relu] -> QuantizeLinear chain that one integer
+ * kernel may run (eval/cpu/quant/qdq.h). Found once per session; whether it is used depends on
+ * the plan's shapes (the kernel's supports()). */
+typedef struct eng_fusion {
+    joule_qdq_pattern pat;
+    size_t idx[JOULE_QDQ_MAX_COVERED]; /* node positions of pat.covered */
+    const joule_view *in[JOULE_QDQ_N_INPUTS];
+    size_t in_v[JOULE_QDQ_N_INPUTS];
+} eng_fusion;
 
 /* An arena region holding a copy of a fed input that is also a graph output. */
 typedef struct eng_copy {
@@ -61,6 +76,10 @@ struct joule_session {
     int64_t (*in_dims)[JOULE_MAX_RANK];
     bool *in_given;        /* shape came from the options, so it may differ from the declared one */
 
+    eng_fusion *fusions;
+    size_t n_fusions;
+    size_t *node_fusion;   /* per node: index of the fused chain covering it + 1, or 0 */
+
     size_t n_outputs;
     size_t *output_idx;
     joule_tensor *out_t;   /* what joule_session_output returns */
@@ -74,6 +93,7 @@ struct joule_session {
     eng_node *nodes;       /* one per graph node */
     const joule_view **in_ptrs; /* the nodes' input and output pointer arrays */
     joule_view **out_ptrs;
+    size_t *in_idx, *out_idx;   /* and their value indices */
     eng_copy *copies;
     size_t n_copies;
     unsigned char *arena;
@@ -89,6 +109,8 @@ size_t eng_value_index(const joule_session *s, const joule_value *v);
  * the fed tensors are constants and every node is evaluated here. On failure the session has no
  * plan; s->need_data tells that the failure was a shape that only input contents decide. */
 joule_status eng_plan(joule_session *s, const joule_tensor *const *fed, joule_error *err);
+/* Finds the QDQ chains of the graph that fused integer kernels may run (s->fusions). */
+joule_status eng_find_fusions(joule_session *s, joule_error *err);
 /* Checks that every node's op is in the op table for the opset the model imports (what can be
  * checked before shapes are known). */
 joule_status eng_check_ops(const joule_session *s, joule_error *err);

@@ -17,7 +17,7 @@
 /* "node 'name' (Op, opset N)" or "node #i (dom.Op, opset N)" for messages. */
 static const char *node_desc(const eng_node *en, size_t idx, char *buf, size_t size)
 {
-    const joule_node *n = en->node;
+    const joule_node *n = en->knode ? en->knode : en->node;
     const char *dom = n->domain && *n->domain ? n->domain : "";
     const char *dot = *dom ? "." : "";
     const char *op = n->op_type ? n->op_type : "?";
@@ -118,10 +118,14 @@ void eng_plan_clear(joule_session *s)
     free(s->nodes);
     free(s->in_ptrs);
     free(s->out_ptrs);
+    free(s->in_idx);
+    free(s->out_idx);
     free(s->copies);
     s->nodes = NULL;
     s->in_ptrs = NULL;
     s->out_ptrs = NULL;
+    s->in_idx = NULL;
+    s->out_idx = NULL;
     s->copies = NULL;
     s->n_copies = 0;
     for (size_t i = 0; i < s->n_values; i++) {
@@ -148,7 +152,7 @@ static void list_dtypes(const eng_node *en, char *buf, size_t size)
 {
     size_t off = 0;
     buf[0] = 0;
-    for (int k = 0; k < en->node->n_inputs && off < size; k++) {
+    for (int k = 0; k < en->n_in && off < size; k++) {
         const char *sep = k ? ", " : "";
         const char *t = en->in[k] ? joule_dtype_name(en->in[k]->dtype) : "-";
         int w = snprintf(buf + off, size - off, "%s%s", sep, t);
@@ -288,30 +292,30 @@ static joule_status infer_node(joule_session *s, size_t i, const joule_tensor *c
     return st;
 }
 
-/* Picks node i's kernel, prepares it and, when every input is constant, evaluates it now. */
+/* Picks a kernel for position i (k, or the first that supports it), prepares it and, when every
+ * input is constant, evaluates it now. Works on what the kernel sees: en->knode, en->in, en->out. */
 static joule_status kernel_node(joule_session *s, size_t i, const joule_tensor *const *fed,
-                                joule_error *err)
+                                const joule_kernel *k, joule_error *err)
 {
     eng_node *en = &s->nodes[i];
-    const joule_node *n = en->node;
+    const joule_node *n = en->knode;
     char desc[256];
 
     bool any_out = false, all_known = true;
-    for (int j = 0; j < n->n_outputs; j++) {
+    for (int j = 0; j < en->n_out; j++) {
         if (!en->out[j])
             continue;
         any_out = true;
-        eng_value *ev = &s->vals[eng_value_index(s, n->outputs[j])];
-        if (!ev->data)
+        if (!s->vals[en->out_v[j]].data)
             all_known = false;
     }
     if (!any_out)
         return JOULE_OK;
     if (all_known) { /* inference computed every output: nothing to run */
-        for (int j = 0; j < n->n_outputs; j++) {
+        for (int j = 0; j < en->n_out; j++) {
             if (!en->out[j])
                 continue;
-            eng_value *ev = &s->vals[eng_value_index(s, n->outputs[j])];
+            eng_value *ev = &s->vals[en->out_v[j]];
             ev->is_const = true;
             ev->view.data = (void *)ev->data->data;
         }
@@ -320,17 +324,18 @@ static joule_status kernel_node(joule_session *s, size_t i, const joule_tensor *
 
     bool fold = true;
     int present = 0;
-    for (int k = 0; k < n->n_inputs; k++) {
-        if (!en->in[k])
+    for (int q = 0; q < en->n_in; q++) {
+        if (!en->in[q])
             continue;
         present++;
-        if (!s->vals[eng_value_index(s, n->inputs[k])].is_const)
+        if (!s->vals[en->in_v[q]].is_const)
             fold = false;
     }
     if (!fed && (is_random(n->op_type) || (present == 0 && strcmp(n->op_type, "Constant") != 0)))
         fold = false;
 
-    const joule_kernel *k = joule_cpu_find_kernel(n, en->opset, n->n_inputs, en->in, false);
+    if (!k)
+        k = joule_cpu_find_kernel(n, en->opset, en->n_in, en->in, false);
     if (!k) {
         char types[256];
         list_dtypes(en, types, sizeof types);
@@ -340,10 +345,10 @@ static joule_status kernel_node(joule_session *s, size_t i, const joule_tensor *
     en->kernel = k;
 
     if (fold) { /* outputs get tensors of their own before prepare, so they have data */
-        for (int j = 0; j < n->n_outputs; j++) {
+        for (int j = 0; j < en->n_out; j++) {
             if (!en->out[j])
                 continue;
-            eng_value *ev = &s->vals[eng_value_index(s, n->outputs[j])];
+            eng_value *ev = &s->vals[en->out_v[j]];
             size_t bytes = joule_dtype_bytes(ev->view.dtype, ev->view.count);
             if (too_big(bytes))
                 return joule_fail(err, JOULE_ERR_NOMEM,
@@ -360,7 +365,7 @@ static joule_status kernel_node(joule_session *s, size_t i, const joule_tensor *
             ev->view.data = tt->owned;
         }
     } else {
-        for (int j = 0; j < n->n_outputs; j++)
+        for (int j = 0; j < en->n_out; j++)
             if (en->out[j])
                 en->out[j]->data = NULL;
     }
@@ -368,9 +373,9 @@ static joule_status kernel_node(joule_session *s, size_t i, const joule_tensor *
     joule_kernel_ctx ctx = {
         .node = n,
         .opset = en->opset,
-        .n_in = n->n_inputs,
+        .n_in = en->n_in,
         .in = en->in,
-        .n_out = n->n_outputs,
+        .n_out = en->n_out,
         .out = en->out,
         .threads = s->threads,
         .err = err,
@@ -409,10 +414,126 @@ static joule_status kernel_node(joule_session *s, size_t i, const joule_tensor *
     en->state = NULL;
     if (st)
         return st;
-    for (int j = 0; j < n->n_outputs; j++) {
-        if (!en->out[j])
+    for (int j = 0; j < en->n_out; j++)
+        if (en->out[j])
+            s->vals[en->out_v[j]].is_const = true;
+    return JOULE_OK;
+}
+
+/* ---- QDQ fusion ---- */
+
+joule_status eng_find_fusions(joule_session *s, joule_error *err)
+{
+    const joule_graph *g = s->g;
+    size_t n_anchor = 0;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const char *op = g->nodes[i]->op_type;
+        if (op && (!strcmp(op, "Conv") || !strcmp(op, "MatMul") || !strcmp(op, "Gemm")))
+            n_anchor++;
+    }
+    s->node_fusion = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *s->node_fusion);
+    if (!s->node_fusion)
+        return joule_fail(err, JOULE_ERR_NOMEM, "session: out of memory");
+    if (!n_anchor)
+        return JOULE_OK;
+    s->fusions = calloc(n_anchor, sizeof *s->fusions);
+    /* readers of each value, to check that a chain's inner values are read by it alone */
+    unsigned *readers = calloc(s->n_values ? s->n_values : 1, sizeof *readers);
+    if (!s->fusions || !readers) {
+        free(readers);
+        return joule_fail(err, JOULE_ERR_NOMEM, "session: out of memory");
+    }
+    for (size_t i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i]->n_inputs; k++) {
+            size_t vi = eng_value_index(s, g->nodes[i]->inputs[k]);
+            if (vi != SIZE_MAX)
+                readers[vi]++;
+        }
+    for (size_t o = 0; o < g->n_outputs; o++) {
+        size_t vi = eng_value_index(s, g->outputs[o]);
+        if (vi != SIZE_MAX)
+            readers[vi] += 1u << 16; /* a graph output is never inner */
+    }
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const joule_node *n = g->nodes[i];
+        const char *op = n->op_type;
+        if (!op || (strcmp(op, "Conv") && strcmp(op, "MatMul") && strcmp(op, "Gemm")))
             continue;
-        s->vals[eng_value_index(s, n->outputs[j])].is_const = true;
+        eng_fusion *f = &s->fusions[s->n_fusions];
+        if (!joule_qdq_match(g, n, &f->pat) || !f->pat.kernel || !f->pat.q || !f->pat.output ||
+            f->pat.n_covered == 0 || f->pat.n_covered > JOULE_QDQ_MAX_COVERED)
+            continue;
+        bool ok = true;
+        size_t last = 0;
+        for (size_t c = 0; c < f->pat.n_covered && ok; c++) {
+            long at = joule_graph_node_index(g, f->pat.covered[c]);
+            ok = at >= 0 && !s->node_fusion[at] && (c == 0 || (size_t)at > f->idx[c - 1]);
+            f->idx[c] = (size_t)at;
+            last = (size_t)at;
+        }
+        /* the chain ends at its QuantizeLinear, whose output is the fused kernel's */
+        ok = ok && g->nodes[last] == f->pat.q && f->pat.q->n_outputs >= 1 &&
+             f->pat.q->outputs[0] == f->pat.output;
+        for (size_t c = 0; c < f->pat.n_covered && ok; c++) {
+            const joule_node *cn = f->pat.covered[c];
+            for (int j = 0; j < cn->n_outputs && ok; j++) {
+                if (!cn->outputs[j] || cn == f->pat.q)
+                    continue;
+                size_t vi = eng_value_index(s, cn->outputs[j]);
+                unsigned inner = 0;
+                for (size_t d = 0; d < f->pat.n_covered; d++)
+                    for (int k = 0; k < f->pat.covered[d]->n_inputs; k++)
+                        inner += f->pat.covered[d]->inputs[k] == cn->outputs[j];
+                ok = vi != SIZE_MAX && readers[vi] == inner;
+            }
+        }
+        if (!ok)
+            continue;
+        for (size_t c = 0; c < f->pat.n_covered; c++)
+            s->node_fusion[f->idx[c]] = s->n_fusions + 1;
+        s->n_fusions++;
+    }
+    free(readers);
+    return JOULE_OK;
+}
+
+/* At a chain's last node: runs the whole chain as one fused kernel when it supports the plan's
+ * shapes, else plans the chain's nodes one by one. */
+static joule_status fuse_or_expand(joule_session *s, size_t i, eng_fusion *f,
+                                   const joule_tensor *const *fed, joule_error *err)
+{
+    eng_node *en = &s->nodes[i];
+    bool ok = true;
+    for (int k = 0; k < JOULE_QDQ_N_INPUTS; k++) {
+        f->in[k] = NULL;
+        f->in_v[k] = SIZE_MAX;
+        if (!f->pat.inputs[k])
+            continue;
+        size_t vi = eng_value_index(s, f->pat.inputs[k]);
+        if (vi == SIZE_MAX || !s->vals[vi].known) {
+            ok = false;
+            continue;
+        }
+        f->in[k] = &s->vals[vi].view;
+        f->in_v[k] = vi;
+    }
+    int64_t opset = joule_model_opset(s->model, f->pat.anchor->domain);
+    if (ok && en->out[0] && f->pat.kernel->supports &&
+        f->pat.kernel->supports(f->pat.anchor, opset, JOULE_QDQ_N_INPUTS, f->in)) {
+        en->knode = f->pat.anchor;
+        en->opset = opset;
+        en->n_in = JOULE_QDQ_N_INPUTS;
+        en->in = f->in;
+        en->in_v = f->in_v;
+        en->n_out = 1;
+        en->deferred = false;
+        return kernel_node(s, i, fed, f->pat.kernel, err);
+    }
+    for (size_t c = 0; c < f->pat.n_covered; c++) {
+        s->nodes[f->idx[c]].deferred = false;
+        joule_status st = kernel_node(s, f->idx[c], fed, NULL, err);
+        if (st)
+            return st;
     }
     return JOULE_OK;
 }
@@ -499,17 +620,17 @@ static joule_status plan_memory(joule_session *s, joule_error *err)
         eng_node *en = &s->nodes[i];
         if (!en->run)
             continue;
-        for (int k = 0; k < en->node->n_inputs; k++) {
-            if (!en->node->inputs[k])
+        for (int k = 0; k < en->n_in; k++) {
+            if (!en->in[k])
                 continue;
-            eng_value *ev = &s->vals[eng_value_index(s, en->node->inputs[k])];
+            eng_value *ev = &s->vals[en->in_v[k]];
             if (ev->in_arena)
                 ev->last = (int)i;
         }
-        for (int j = 0; j < en->node->n_outputs; j++) {
-            if (!en->node->outputs[j])
+        for (int j = 0; j < en->n_out; j++) {
+            if (!en->out[j])
                 continue;
-            eng_value *ev = &s->vals[eng_value_index(s, en->node->outputs[j])];
+            eng_value *ev = &s->vals[en->out_v[j]];
             ev->in_arena = true;
             ev->first = ev->last = (int)i;
             size_t bytes = joule_dtype_bytes(ev->view.dtype, ev->view.count);
@@ -654,12 +775,15 @@ joule_status eng_plan(joule_session *s, const joule_tensor *const *fed, joule_er
     s->nodes = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *s->nodes);
     s->in_ptrs = calloc(n_in ? n_in : 1, sizeof *s->in_ptrs);
     s->out_ptrs = calloc(n_out ? n_out : 1, sizeof *s->out_ptrs);
+    s->in_idx = malloc((n_in ? n_in : 1) * sizeof *s->in_idx);
+    s->out_idx = malloc((n_out ? n_out : 1) * sizeof *s->out_idx);
     plan_tmp t = {
         .in = calloc((size_t)max_in, sizeof *t.in),
         .out = calloc((size_t)max_out, sizeof *t.out),
         .outv = calloc((size_t)max_out, sizeof *t.outv),
     };
-    if (!s->nodes || !s->in_ptrs || !s->out_ptrs || !t.in || !t.out || !t.outv) {
+    if (!s->nodes || !s->in_ptrs || !s->out_ptrs || !s->in_idx || !s->out_idx || !t.in || !t.out ||
+        !t.outv) {
         st = joule_fail(err, JOULE_ERR_NOMEM, "plan: out of memory");
         goto done;
     }
@@ -669,10 +793,18 @@ joule_status eng_plan(joule_session *s, const joule_tensor *const *fed, joule_er
         eng_node *en = &s->nodes[i];
         const joule_node *n = g->nodes[i];
         char desc[256];
-        en->node = n;
+        en->node = en->knode = n;
         en->opset = joule_model_opset(s->model, n->domain);
+        en->n_in = n->n_inputs;
+        en->n_out = n->n_outputs;
         en->in = s->in_ptrs + pin;
         en->out = s->out_ptrs + pout;
+        en->in_v = s->in_idx + pin;
+        en->out_v = s->out_idx + pout;
+        for (int k = 0; k < n->n_inputs; k++)
+            en->in_v[k] = SIZE_MAX;
+        for (int j = 0; j < n->n_outputs; j++)
+            en->out_v[j] = SIZE_MAX;
         pin += (size_t)n->n_inputs;
         pout += (size_t)n->n_outputs;
         for (int k = 0; k < n->n_inputs && !st; k++) {
@@ -685,7 +817,7 @@ joule_status eng_plan(joule_session *s, const joule_tensor *const *fed, joule_er
                                 node_desc(en, i, desc, sizeof desc),
                                 n->inputs[k]->name ? n->inputs[k]->name : "?");
             else
-                en->in[k] = &s->vals[vi].view;
+                en->in[k] = &s->vals[(en->in_v[k] = vi)].view;
         }
         for (int j = 0; j < n->n_outputs && !st; j++) {
             if (!n->outputs[j])
@@ -696,12 +828,19 @@ joule_status eng_plan(joule_session *s, const joule_tensor *const *fed, joule_er
                                 node_desc(en, i, desc, sizeof desc),
                                 n->outputs[j]->name ? n->outputs[j]->name : "?");
             else
-                en->out[j] = &s->vals[vi].view;
+                en->out[j] = &s->vals[(en->out_v[j] = vi)].view;
         }
         if (!st)
             st = infer_node(s, i, fed, &t, err);
-        if (!st)
-            st = kernel_node(s, i, fed, err);
+        if (st)
+            break;
+        size_t f = s->node_fusion ? s->node_fusion[i] : 0;
+        if (!f)
+            st = kernel_node(s, i, fed, NULL, err);
+        else if (s->fusions[f - 1].pat.q != n)
+            en->deferred = true; /* planned with the rest of its chain */
+        else
+            st = fuse_or_expand(s, i, &s->fusions[f - 1], fed, err);
     }
     if (!st)
         st = plan_memory(s, err);

@@ -455,6 +455,91 @@ static void test_cnn_fixture(void **state)
     check_fixture("tests/data/cnn.onnx", "tests/data/cnn_ref_logits64.npy");
 }
 
+static joule_value *add_const(joule_model *m, const char *name, joule_dtype dt, int rank,
+                              const int64_t *dims, const void *data)
+{
+    joule_error err = {{0}};
+    joule_value *v = NULL;
+    joule_tensor *t = NULL;
+    assert_joule_ok(joule_graph_value(m->graph, name, &v, &err), &err);
+    assert_joule_ok(joule_tensor_new(dt, rank, dims, &t, &err), &err);
+    memcpy(joule_tensor_mutable_data(t), data, t->nbytes);
+    assert_joule_ok(joule_graph_set_initializer(m->graph, v, t, &err), &err);
+    return v;
+}
+
+/* DequantizeLinear -> MatMul -> QuantizeLinear runs as one integer kernel: no float activation
+ * is planned, and the result is within one quantization step of the float graph. With the
+ * float product also a graph output, the chain runs node by node and gives the same numbers. */
+static void run_qdq(bool expose_float)
+{
+    joule_error err = {{0}};
+    joule_model *m = new_model();
+    enum { M = 4, K = 16, N = 8 };
+    int64_t xd[2] = {M, K}, wd[2] = {K, N};
+    add_input(m, "xq", JOULE_U8, 2, xd, NULL);
+    float xs = 0.05f, ws = 0.02f, ys = 0.1f;
+    uint8_t xz = 128, yz = 100;
+    int8_t wz = 0, w[K * N];
+    for (int i = 0; i < K * N; i++)
+        w[i] = (int8_t)((i * 37) % 255 - 127);
+    add_const(m, "xs", JOULE_F32, 0, NULL, &xs);
+    add_const(m, "xz", JOULE_U8, 0, NULL, &xz);
+    add_const(m, "wq", JOULE_I8, 2, wd, w);
+    add_const(m, "ws", JOULE_F32, 0, NULL, &ws);
+    add_const(m, "wz", JOULE_I8, 0, NULL, &wz);
+    add_const(m, "ys", JOULE_F32, 0, NULL, &ys);
+    add_const(m, "yz", JOULE_U8, 0, NULL, &yz);
+    const char *dqx[3] = {"xq", "xs", "xz"}, *dqw[3] = {"wq", "ws", "wz"}, *mm[2] = {"x", "w"},
+               *q[3] = {"y", "ys", "yz"};
+    add_node(m, "DequantizeLinear", "dq_x", 3, dqx, "x");
+    add_node(m, "DequantizeLinear", "dq_w", 3, dqw, "w");
+    add_node(m, "MatMul", "mm", 2, mm, "y");
+    add_node(m, "QuantizeLinear", "q", 3, q, "yq");
+    add_output(m, "yq");
+    if (expose_float)
+        add_output(m, "y");
+    joule_session *s = NULL;
+    joule_session_options opt = {.threads = 1};
+    assert_joule_ok(joule_session_create(m, &opt, &s, &err), &err);
+    if (!expose_float)
+        assert_int_equal(joule_session_peak_bytes(s), 64); /* only yq: 32 bytes, aligned */
+    else
+        assert_true(joule_session_peak_bytes(s) >= M * N * sizeof(float));
+
+    joule_tensor *x = NULL;
+    assert_joule_ok(joule_tensor_new(JOULE_U8, 2, xd, &x, &err), &err);
+    uint8_t *xv = joule_tensor_mutable_data(x);
+    for (int i = 0; i < M * K; i++)
+        xv[i] = (uint8_t)((i * 53 + 7) % 256);
+    const joule_tensor *in[1] = {x};
+    assert_joule_ok(joule_session_run(s, in, 1, &err), &err);
+    const joule_tensor *yq = joule_session_output(s, 0);
+    assert_int_equal(yq->dtype, JOULE_U8);
+    assert_int_equal(yq->count, M * N);
+    for (int r = 0; r < M; r++)
+        for (int c = 0; c < N; c++) {
+            double acc = 0;
+            for (int k = 0; k < K; k++)
+                acc += ((double)xv[r * K + k] - xz) * xs * ((double)w[k * N + c] - wz) * ws;
+            double ref = rint(acc / ys) + yz;
+            ref = ref < 0 ? 0 : ref > 255 ? 255 : ref;
+            int got = ((const uint8_t *)yq->data)[r * N + c];
+            if (fabs(got - ref) > 1)
+                fail_msg("yq[%d,%d] = %d, float graph %g", r, c, got, ref);
+        }
+    joule_tensor_free(x);
+    joule_session_free(s);
+    joule_model_free(m);
+}
+
+static void test_qdq_chain_is_fused(void **state)
+{
+    (void)state;
+    run_qdq(false);
+    run_qdq(true);
+}
+
 /* .npy: every dtype round-trips; hostile headers give one-line errors. */
 static void test_npy_roundtrip(void **state)
 {
@@ -599,6 +684,7 @@ int main(void)
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_mlp_fixture),
         cmocka_unit_test(test_cnn_fixture),
+        cmocka_unit_test(test_qdq_chain_is_fused),
         cmocka_unit_test(test_npy_roundtrip),
         cmocka_unit_test(test_npy_hostile),
     };
