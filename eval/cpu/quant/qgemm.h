@@ -114,7 +114,7 @@ void joule_qgemm_ukernel_avx512vnni(int64_t kgroups, const void *apanel, const v
 /* Tile geometry of each path (MR x NR, k group KG). */
 #define JOULE_QGEMM_C_MR 4
 #define JOULE_QGEMM_C_NR 16
-#define JOULE_QGEMM_C_KG 4
+#define JOULE_QGEMM_C_KG 1
 #define JOULE_QGEMM_AVX2_MR 6
 #define JOULE_QGEMM_AVX2_NR 16
 #define JOULE_QGEMM_AVX2_KG 2
