@@ -2,6 +2,7 @@
 #ifndef JOULE_H
 #define JOULE_H
 
+#include "joule/cpu.h"
 #include "joule/dtype.h"
 #include "joule/engine.h"
 #include "joule/graph.h"

@@ -1,9 +1,12 @@
 /* tools/joule/main.c: the joule command line: dispatches to one subcommand. Everything a command
  * does is a call into libjoule's public API; this file only picks the command. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
+#include "joule/cpu.h"
 #include "joule/joule.h"
 
 typedef struct command {
@@ -25,8 +28,23 @@ static void print_usage(FILE *f)
     fprintf(f, "'joule COMMAND --help' describes one command.\n");
 }
 
+/* Re-executes once with OPENBLAS_CORETYPE set when OpenBLAS fell back to generic kernels this
+ * CPU does not need (see joule/cpu.h); JOULE_NO_BLAS_REEXEC=1 turns this off. */
+static void choose_blas_core(char **argv)
+{
+    const char *better = joule_cpu_blas_better_core();
+    if (!better || getenv("JOULE_NO_BLAS_REEXEC") || getenv("JOULE_BLAS_REEXECED"))
+        return;
+    setenv("OPENBLAS_CORETYPE", better, 1);
+    setenv("JOULE_BLAS_REEXECED", "1", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with the generic kernels */
+    unsetenv("OPENBLAS_CORETYPE");
+}
+
 int main(int argc, char **argv)
 {
+    choose_blas_core(argv);
     if (argc < 2) {
         print_usage(stderr);
         return 2;
@@ -36,7 +54,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("joule %s\n", JOULE_VERSION);
+        printf("joule %s (OpenBLAS core %s)\n", JOULE_VERSION, joule_cpu_blas_core());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
