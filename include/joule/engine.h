@@ -1,7 +1,12 @@
 /* joule/engine.h: running a model. A session is made once from a model and options: it infers
- * shapes, picks a kernel for every node, pre-packs weights and plans activation memory by
- * liveness. An op or dtype no kernel supports fails here, never in a run. Runs reuse the plan
- * until an input's shape changes. */
+ * shapes, picks a kernel for every node, pre-packs weights, evaluates constant subgraphs and plans
+ * activation memory by liveness. An op or dtype no kernel supports fails here, never in a run.
+ * Runs reuse the plan (and allocate nothing) until an input's shape changes; then they re-plan.
+ *
+ * Every graph input needs a concrete shape at creation: its declared one, or one given in
+ * input_shapes (a symbolic dim like "batch" without one is an error naming the input). A graph
+ * whose shapes follow input contents (a Reshape fed its target shape as an input) is planned at
+ * every run with the inputs' data instead; creation then checks only that its ops are known. */
 #ifndef JOULE_ENGINE_H
 #define JOULE_ENGINE_H
 
@@ -23,7 +28,7 @@ typedef enum joule_backend {
 
 typedef struct joule_session_options {
     joule_backend backend;
-    int threads;                        /* 0: all cores; 1 is deterministic */
+    int threads;                        /* 0: all cores; 1 is deterministic (bit-reproducible) */
     const joule_input_shape *input_shapes; /* optional shapes for dynamic inputs */
     size_t n_input_shapes;
 } joule_session_options;
@@ -46,7 +51,8 @@ joule_status joule_session_run(joule_session *s, const joule_tensor *const *inpu
                                joule_error *err);
 /* Output i of the last run; valid until the next run or free. */
 const joule_tensor *joule_session_output(const joule_session *s, size_t i);
-/* Peak bytes of activation memory in the current plan. */
+/* Bytes of the activation arena of the current plan: values whose lifetimes do not overlap
+ * share space, so this is the peak, not the sum (weights and folded constants not included). */
 size_t joule_session_peak_bytes(const joule_session *s);
 
 #ifdef __cplusplus
