@@ -1,6 +1,6 @@
 /* tests/conformance/conformance.c: runs the ONNX backend tests (model.onnx plus
  * test_data_set_N/{input,output}_K.pb folders, as Debian's libonnx-testdata ships them) through
- * joule's engine with one thread and compares every output with |a-e| <= 1e-5 + 1e-3*|e| (exact
+ * joule's engine with one thread (--threads to change it) and compares every output with |a-e| <= 1e-5 + 1e-3*|e| (exact
  * for integers and bool; NaN equals NaN). Each test ends as pass, fail, unsupported (joule said
  * JOULE_ERR_UNSUPPORTED: an op, dtype or feature it does not have) or error.
  *
@@ -251,7 +251,7 @@ static tstatus status_of(joule_status st)
     return st == JOULE_ERR_UNSUPPORTED ? T_UNSUPPORTED : T_ERROR;
 }
 
-static tstatus run_test(const char *dir, test_result *r)
+static tstatus run_test(const char *dir, int threads, test_result *r)
 {
     char path[4096];
     joule_error err = {{0}};
@@ -340,7 +340,7 @@ static tstatus run_test(const char *dir, test_result *r)
             }
             joule_session_options opt = {
                 .backend = JOULE_BACKEND_CPU,
-                .threads = 1,
+                .threads = threads,
                 .input_shapes = shapes,
                 .n_input_shapes = n_fed,
             };
@@ -470,7 +470,8 @@ static double now(void)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: conformance [--data DIR] [--expected FILE] [--results FILE] [--update]\n"
-               "                   [--filter SUBSTRING] [--verbose]\n");
+               "                   [--filter SUBSTRING] [--threads N (default 1; 0 = all cores)]\n"
+               "                   [--verbose]\n");
 }
 
 int main(int argc, char **argv)
@@ -478,6 +479,7 @@ int main(int argc, char **argv)
     const char *data = getenv("JOULE_TESTDATA_DIR");
     const char *expected = NULL, *results = "conformance-results.txt", *filter = NULL;
     bool update = false, verbose = false;
+    int threads = 1;
     if (!data)
         data = "/usr/share/libonnx-testdata/data";
     for (int i = 1; i < argc; i++) {
@@ -492,6 +494,12 @@ int main(int argc, char **argv)
             expected = argv[++i];
         } else if (i + 1 < argc && strcmp(a, "--results") == 0) {
             results = argv[++i];
+        } else if (i + 1 < argc && strcmp(a, "--threads") == 0) {
+            threads = atoi(argv[++i]);
+            if (threads < 0) {
+                usage(stderr);
+                return 2;
+            }
         } else if (i + 1 < argc && strcmp(a, "--filter") == 0) {
             filter = argv[++i];
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -537,7 +545,7 @@ int main(int argc, char **argv)
         snprintf(dir, sizeof dir, "%s/%s", data, names.v[i]);
         r[i].name = names.v[i];
         double t = now();
-        r[i].status = run_test(dir, &r[i]);
+        r[i].status = run_test(dir, threads, &r[i]);
         r[i].seconds = now() - t;
         count[r[i].status]++;
         if (verbose)
