@@ -533,6 +533,86 @@ static void run_qdq(bool expose_float)
     joule_model_free(m);
 }
 
+/* DequantizeLinear -> Conv (per-channel int8 weights, int32 bias) -> Relu -> QuantizeLinear. */
+static void test_qdq_conv_relu(void **state)
+{
+    (void)state;
+    joule_error err = {{0}};
+    joule_model *m = new_model();
+    enum { C = 2, M = 3, H = 5, W = 5, KS = 3 };
+    int64_t xd[4] = {1, C, H, W}, wd[4] = {M, C, KS, KS}, cd[1] = {M};
+    add_input(m, "xq", JOULE_U8, 4, xd, NULL);
+    float xs = 0.04f, ys = 0.05f, ws[M] = {0.01f, 0.02f, 0.015f}, bs[M];
+    uint8_t xz = 120, yz = 10;
+    int8_t w[M * C * KS * KS], wz[M] = {0, 0, 0};
+    int32_t b[M] = {150, -400, 90}, bz[M] = {0, 0, 0};
+    for (int i = 0; i < M * C * KS * KS; i++)
+        w[i] = (int8_t)((i * 29) % 201 - 100);
+    for (int c = 0; c < M; c++)
+        bs[c] = xs * ws[c];
+    add_const(m, "xs", JOULE_F32, 0, NULL, &xs);
+    add_const(m, "xz", JOULE_U8, 0, NULL, &xz);
+    add_const(m, "wq", JOULE_I8, 4, wd, w);
+    add_const(m, "ws", JOULE_F32, 1, cd, ws);
+    add_const(m, "wz", JOULE_I8, 1, cd, wz);
+    add_const(m, "bq", JOULE_I32, 1, cd, b);
+    add_const(m, "bs", JOULE_F32, 1, cd, bs);
+    add_const(m, "bz", JOULE_I32, 1, cd, bz);
+    add_const(m, "ys", JOULE_F32, 0, NULL, &ys);
+    add_const(m, "yz", JOULE_U8, 0, NULL, &yz);
+    const char *dqx[3] = {"xq", "xs", "xz"}, *dqw[3] = {"wq", "ws", "wz"},
+               *dqb[3] = {"bq", "bs", "bz"}, *conv[3] = {"x", "w", "b"}, *relu[1] = {"y"},
+               *q[3] = {"r", "ys", "yz"};
+    add_node(m, "DequantizeLinear", "dq_x", 3, dqx, "x");
+    joule_node *nw = add_node(m, "DequantizeLinear", "dq_w", 3, dqw, "w");
+    joule_node *nb = add_node(m, "DequantizeLinear", "dq_b", 3, dqb, "b");
+    joule_node *nc = add_node(m, "Conv", "conv", 3, conv, "y");
+    add_node(m, "Relu", "relu", 1, relu, "r");
+    add_node(m, "QuantizeLinear", "q", 3, q, "yq");
+    add_output(m, "yq");
+    assert_joule_ok(joule_node_set_attr_int(m->graph, nw, "axis", 0, &err), &err);
+    assert_joule_ok(joule_node_set_attr_int(m->graph, nb, "axis", 0, &err), &err);
+    int64_t pads[4] = {1, 1, 1, 1};
+    assert_joule_ok(joule_node_set_attr_ints(m->graph, nc, "pads", pads, 4, &err), &err);
+    joule_session *s = NULL;
+    joule_session_options opt = {.threads = 1};
+    assert_joule_ok(joule_session_create(m, &opt, &s, &err), &err);
+    assert_int_equal(joule_session_peak_bytes(s), 128); /* only yq: 75 bytes, aligned */
+
+    joule_tensor *x = NULL;
+    assert_joule_ok(joule_tensor_new(JOULE_U8, 4, xd, &x, &err), &err);
+    uint8_t *xv = joule_tensor_mutable_data(x);
+    for (int i = 0; i < C * H * W; i++)
+        xv[i] = (uint8_t)((i * 71 + 13) % 256);
+    const joule_tensor *in[1] = {x};
+    assert_joule_ok(joule_session_run(s, in, 1, &err), &err);
+    const joule_tensor *yq = joule_session_output(s, 0);
+    assert_int_equal(yq->count, M * H * W);
+    for (int o = 0; o < M; o++)
+        for (int r = 0; r < H; r++)
+            for (int c = 0; c < W; c++) {
+                double acc = b[o] * (double)bs[o];
+                for (int ci = 0; ci < C; ci++)
+                    for (int i = 0; i < KS; i++)
+                        for (int j = 0; j < KS; j++) {
+                            int rr = r + i - 1, cc = c + j - 1;
+                            if (rr < 0 || rr >= H || cc < 0 || cc >= W)
+                                continue;
+                            acc += ((double)xv[(ci * H + rr) * W + cc] - xz) * xs *
+                                   w[((o * C + ci) * KS + i) * KS + j] * ws[o];
+                        }
+                acc = acc > 0 ? acc : 0;
+                double ref = rint(acc / ys) + yz;
+                ref = ref > 255 ? 255 : ref;
+                int got = ((const uint8_t *)yq->data)[(o * H + r) * W + c];
+                if (fabs(got - ref) > 1)
+                    fail_msg("yq[%d,%d,%d] = %d, float graph %g", o, r, c, got, ref);
+            }
+    joule_tensor_free(x);
+    joule_session_free(s);
+    joule_model_free(m);
+}
+
 static void test_qdq_chain_is_fused(void **state)
 {
     (void)state;
@@ -685,6 +765,7 @@ int main(void)
         cmocka_unit_test(test_mlp_fixture),
         cmocka_unit_test(test_cnn_fixture),
         cmocka_unit_test(test_qdq_chain_is_fused),
+        cmocka_unit_test(test_qdq_conv_relu),
         cmocka_unit_test(test_npy_roundtrip),
         cmocka_unit_test(test_npy_hostile),
     };
