@@ -74,6 +74,18 @@ joule_status jsk_read_ints(const joule_kernel_ctx *ctx, const joule_view *v, con
     return JOULE_OK;
 }
 
+int64_t jsk_index_at(const joule_view *v, size_t i)
+{
+    if (v->dtype == JOULE_I64) {
+        int64_t x;
+        memcpy(&x, (const char *)v->data + i * 8, 8);
+        return x;
+    }
+    int32_t x;
+    memcpy(&x, (const char *)v->data + i * 4, 4);
+    return x;
+}
+
 joule_status jsk_attr_ints(const joule_kernel_ctx *ctx, const char *name, int64_t *out, size_t cap,
                            size_t *n, bool *found)
 {

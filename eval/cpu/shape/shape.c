@@ -1,5 +1,5 @@
 /* eval/cpu/shape/shape.c: the cpu kernel table of the data-movement family (layout, indexing,
- * resizing and constant-making ops). One kernel per op: the fast paths (merged contiguous
+ * scattering, resizing, selection and constant-making ops). One kernel per op: the fast paths (merged contiguous
  * dims, memcpy runs, tiled transposes) live inside the shared copy engines in common.c, which
  * the tests check against plain index loops. */
 #include "eval/cpu/shape/shape_internal.h"
@@ -23,6 +23,17 @@ const joule_kernel joule_cpu_kernels_shape[] = {
     K("Split", "split", jsk_split_supports, jsk_split_run),
     K("Slice", "slice", jsk_slice_supports, jsk_slice_run),
     K("Gather", "gather", jsk_gather_supports, jsk_gather_run),
+    K("GatherElements", "gather_elements", jsk_gather_elements_supports, jsk_gather_elements_run),
+    K("ScatterElements", "scatter_elements", jsk_scatter_elements_supports,
+      jsk_scatter_elements_run),
+    K("Scatter", "scatter", jsk_scatter_elements_supports, jsk_scatter_elements_run),
+    K("ScatterND", "scatter_nd", jsk_scatter_nd_supports, jsk_scatter_nd_run),
+    K("ReverseSequence", "reverse_sequence", jsk_reverse_sequence_supports,
+      jsk_reverse_sequence_run),
+    KP("TopK", "topk", jsk_topk_supports, jsk_topk_prepare, jsk_topk_run),
+    K("Trilu", "trilu", jsk_trilu_supports, jsk_trilu_run),
+    K("EyeLike", "eye_like", jsk_eye_like_supports, jsk_eye_like_run),
+    K("OneHot", "one_hot", jsk_one_hot_supports, jsk_one_hot_run),
     K("Shape", "shape", jsk_shape_supports, jsk_shape_run),
     K("Size", "size", jsk_shape_supports, jsk_size_run),
     K("Expand", "expand", jsk_expand_supports, jsk_expand_run),

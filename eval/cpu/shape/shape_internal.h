@@ -33,6 +33,8 @@ joule_status jsk_fail(const joule_kernel_ctx *ctx, joule_status st, const char *
  * input has no data, another dtype, or more than cap elements. *n gets the count. */
 joule_status jsk_read_ints(const joule_kernel_ctx *ctx, const joule_view *v, const char *what,
                            int64_t *out, size_t cap, size_t *n);
+/* Element i of an int32/int64 view (data present, i in range: the caller checks). */
+int64_t jsk_index_at(const joule_view *v, size_t i);
 /* Copies an int64 list attribute (ints) into out[0..cap); *n = count, *found = present. */
 joule_status jsk_attr_ints(const joule_kernel_ctx *ctx, const char *name, int64_t *out, size_t cap,
                            size_t *n, bool *found);
@@ -105,6 +107,33 @@ joule_status jsk_slice_run(const joule_kernel_ctx *ctx);
 bool jsk_gather_supports(const joule_node *node, int64_t opset, int n_in,
                          const joule_view *const *in);
 joule_status jsk_gather_run(const joule_kernel_ctx *ctx);
+
+bool jsk_gather_elements_supports(const joule_node *node, int64_t opset, int n_in,
+                                  const joule_view *const *in);
+joule_status jsk_gather_elements_run(const joule_kernel_ctx *ctx);
+bool jsk_scatter_elements_supports(const joule_node *node, int64_t opset, int n_in,
+                                   const joule_view *const *in);
+joule_status jsk_scatter_elements_run(const joule_kernel_ctx *ctx);
+bool jsk_scatter_nd_supports(const joule_node *node, int64_t opset, int n_in,
+                             const joule_view *const *in);
+joule_status jsk_scatter_nd_run(const joule_kernel_ctx *ctx);
+
+bool jsk_reverse_sequence_supports(const joule_node *node, int64_t opset, int n_in,
+                                   const joule_view *const *in);
+joule_status jsk_reverse_sequence_run(const joule_kernel_ctx *ctx);
+bool jsk_topk_supports(const joule_node *node, int64_t opset, int n_in,
+                       const joule_view *const *in);
+joule_status jsk_topk_prepare(const joule_kernel_ctx *ctx, void **state, size_t *scratch_bytes);
+joule_status jsk_topk_run(const joule_kernel_ctx *ctx);
+bool jsk_trilu_supports(const joule_node *node, int64_t opset, int n_in,
+                        const joule_view *const *in);
+joule_status jsk_trilu_run(const joule_kernel_ctx *ctx);
+bool jsk_eye_like_supports(const joule_node *node, int64_t opset, int n_in,
+                           const joule_view *const *in);
+joule_status jsk_eye_like_run(const joule_kernel_ctx *ctx);
+bool jsk_one_hot_supports(const joule_node *node, int64_t opset, int n_in,
+                          const joule_view *const *in);
+joule_status jsk_one_hot_run(const joule_kernel_ctx *ctx);
 
 bool jsk_shape_supports(const joule_node *node, int64_t opset, int n_in,
                         const joule_view *const *in);

@@ -2,7 +2,8 @@
  * (int32 or int64, with optional axes and steps) from 10. Each sliced axis becomes a start
  * offset and a stride of step * the input stride, so the copy is one strided copy; negative
  * steps give negative strides. Bounds are clamped as the spec says, including the huge
- * sentinels exporters use for "to the end" (INT64_MAX, INT64_MIN). */
+ * sentinels exporters use for "to the end" (INT64_MAX, INT64_MIN). ReverseSequence, which
+ * reverses a prefix of each batch entry along the time axis, lives here too. */
 #include <string.h>
 
 #include "eval/cpu/shape/shape_internal.h"
@@ -138,5 +139,58 @@ joule_status jsk_slice_run(const joule_kernel_ctx *ctx)
     size_t es = jsk_elem_size(in->dtype);
     jsk_strided_copy(ctx->out[0]->data, (const char *)in->data + off * (ptrdiff_t)es, es, r, dims,
                      strides, ctx->threads);
+    return JOULE_OK;
+}
+
+/* ---- ReverseSequence: reverse the first seq_lens[b] steps along the time axis of batch b ---- */
+
+bool jsk_reverse_sequence_supports(const joule_node *node, int64_t opset, int n_in,
+                                   const joule_view *const *in)
+{
+    (void)node;
+    (void)opset;
+    return n_in >= 2 && in[0] && in[1] && in[0]->rank >= 2 && jsk_elem_size(in[0]->dtype) > 0 &&
+           jsk_is_index_type(in[1]->dtype);
+}
+
+joule_status jsk_reverse_sequence_run(const joule_kernel_ctx *ctx)
+{
+    const joule_view *x = ctx->in[0], *lens = ctx->in[1];
+    int64_t ta = joule_attr_int(ctx->node, "time_axis", 0);
+    int64_t ba = joule_attr_int(ctx->node, "batch_axis", 1);
+    if (!((ta == 0 && ba == 1) || (ta == 1 && ba == 0)))
+        return jsk_fail(ctx, JOULE_ERR_INVALID, "time_axis and batch_axis must be 0 and 1");
+    joule_status st = jsk_check_out(ctx, 0, x->dtype, x->rank, x->dims);
+    if (st)
+        return st;
+    int64_t time = x->dims[ta], batch = x->dims[ba];
+    if (lens->rank != 1 || lens->dims[0] != batch || (batch && !lens->data))
+        return jsk_fail(ctx, JOULE_ERR_INVALID, "sequence_lens must hold %lld lengths",
+                        (long long)batch);
+    for (int64_t b = 0; b < batch; b++) {
+        int64_t l = jsk_index_at(lens, (size_t)b);
+        if (l < 0 || l > time)
+            return jsk_fail(ctx, JOULE_ERR_INVALID,
+                            "sequence length %lld of batch %lld is outside [0, %lld]",
+                            (long long)l, (long long)b, (long long)time);
+    }
+    if (x->count == 0)
+        return JOULE_OK;
+    size_t es = jsk_elem_size(x->dtype);
+    size_t block = es;
+    for (int k = 2; k < x->rank; k++)
+        block *= (size_t)x->dims[k];
+    const char *src = x->data;
+    char *dst = ctx->out[0]->data;
+    for (int64_t i0 = 0; i0 < x->dims[0]; i0++) {
+        for (int64_t i1 = 0; i1 < x->dims[1]; i1++) {
+            int64_t t = ta == 0 ? i0 : i1, b = ta == 0 ? i1 : i0;
+            int64_t l = jsk_index_at(lens, (size_t)b);
+            int64_t st_t = t < l ? l - 1 - t : t;
+            int64_t s0 = ta == 0 ? st_t : i0, s1 = ta == 0 ? i1 : st_t;
+            memcpy(dst + ((size_t)i0 * (size_t)x->dims[1] + (size_t)i1) * block,
+                   src + ((size_t)s0 * (size_t)x->dims[1] + (size_t)s1) * block, block);
+        }
+    }
     return JOULE_OK;
 }
