@@ -1551,6 +1551,439 @@ static void test_range(void **state)
     tc_free(&c);
 }
 
+/* ---- GatherElements / ScatterElements / ScatterND ---- */
+
+static void test_gather_elements(void **state)
+{
+    (void)state;
+    rng r = {13};
+    int64_t d[3] = {3, 4, 5};
+    for (int axis = -3; axis < 3; axis++) {
+        int ax = axis < 0 ? axis + 3 : axis;
+        tcase c;
+        tc_init(&c, "GatherElements", 13, 2, 1);
+        int32_t *x = tc_in(&c, 0, JOULE_I32, 3, d, NULL);
+        rfill(&r, x, 60 * 4);
+        int64_t id[3] = {2, 3, 4};
+        id[ax] = 6; /* along the axis indices may be longer than the data */
+        size_t n = count_of(3, id);
+        int64_t *ind = tc_in(&c, 1, JOULE_I64, 3, id, NULL);
+        for (size_t i = 0; i < n; i++)
+            ind[i] = rrange(&r, -d[ax], d[ax] - 1);
+        set_int(&c, "axis", axis);
+        int32_t *y = tc_out(&c, 0, JOULE_I32, 3, id);
+        assert_joule_ok(tc_run(&c), &c.err);
+        int64_t ii[3] = {0}, src[3];
+        for (size_t i = 0; i < n; i++) {
+            memcpy(src, ii, sizeof src);
+            src[ax] = ind[i] < 0 ? ind[i] + d[ax] : ind[i];
+            assert_int_equal(y[i], x[flat(3, d, src)]);
+            next_index(3, id, ii);
+        }
+        ind[n - 1] = d[ax];
+        memset(y, 0xcd, n * 4);
+        expect_error(&c, tc_run(&c), JOULE_ERR_INVALID);
+        assert_int_equal((uint32_t)y[0], 0xcdcdcdcdu);
+        /* indices wider than the data off the axis would read out of bounds */
+        int64_t wide[3] = {3, 4, 5};
+        wide[(ax + 1) % 3] += 1;
+        tc_in(&c, 1, JOULE_I64, 3, wide, NULL);
+        tc_out(&c, 0, JOULE_I32, 3, wide);
+        expect_error(&c, tc_run(&c), JOULE_ERR_INVALID);
+        tc_free(&c);
+    }
+}
+
+/* The reduction the reference applies for `red` to doubles. */
+static double ref_reduce(const char *red, double a, double b)
+{
+    if (!strcmp(red, "add"))
+        return a + b;
+    if (!strcmp(red, "mul"))
+        return a * b;
+    if (!strcmp(red, "max"))
+        return a > b ? a : b;
+    if (!strcmp(red, "min"))
+        return a < b ? a : b;
+    return b;
+}
+
+static void test_scatter_elements(void **state)
+{
+    (void)state;
+    rng r = {14};
+    static const char *reds[] = {"none", "add", "mul", "max", "min"};
+    int64_t d[2] = {4, 5}, id[2] = {3, 5};
+    for (size_t ri = 0; ri < 5; ri++) {
+        for (int axis = 0; axis < 2; axis++) {
+            for (int dt = 0; dt < 2; dt++) {
+                joule_dtype t = dt ? JOULE_I64 : JOULE_F32;
+                tcase c;
+                tc_init(&c, "ScatterElements", 18, 3, 1);
+                double xd[20], ud[15];
+                void *x = tc_in(&c, 0, t, 2, d, NULL);
+                int32_t *ind = tc_in(&c, 1, JOULE_I32, 2, id, NULL);
+                void *u = tc_in(&c, 2, t, 2, id, NULL);
+                for (int i = 0; i < 20; i++) {
+                    xd[i] = (double)rrange(&r, -9, 9);
+                    if (dt) ((int64_t *)x)[i] = (int64_t)xd[i]; else ((float *)x)[i] = (float)xd[i];
+                }
+                for (int i = 0; i < 15; i++) {
+                    ud[i] = (double)rrange(&r, -9, 9);
+                    if (dt) ((int64_t *)u)[i] = (int64_t)ud[i]; else ((float *)u)[i] = (float)ud[i];
+                    /* duplicates on purpose: reductions must accumulate them in order */
+                    ind[i] = (int32_t)rrange(&r, -d[axis], d[axis] - 1);
+                }
+                set_int(&c, "axis", axis);
+                set_str(&c, "reduction", reds[ri]);
+                void *y = tc_out(&c, 0, t, 2, d);
+                assert_joule_ok(tc_run(&c), &c.err);
+                double want[20];
+                memcpy(want, xd, sizeof want);
+                for (int i = 0; i < 3; i++) {
+                    for (int j = 0; j < 5; j++) {
+                        int64_t v = ind[i * 5 + j];
+                        if (v < 0)
+                            v += d[axis];
+                        int64_t at = axis ? i * 5 + v : v * 5 + j;
+                        want[at] = ref_reduce(reds[ri], want[at], ud[i * 5 + j]);
+                    }
+                }
+                for (int i = 0; i < 20; i++) {
+                    double got = dt ? (double)((int64_t *)y)[i] : (double)((float *)y)[i];
+                    if (got != want[i])
+                        fail_msg("scatter %s axis %d %s: element %d is %g, expected %g", reds[ri],
+                                 axis, joule_dtype_name(t), i, got, want[i]);
+                }
+                ind[7] = (int32_t)d[axis];
+                memset(y, 0xcd, 20 * joule_dtype_bytes(t, 1));
+                expect_error(&c, tc_run(&c), JOULE_ERR_INVALID);
+                for (size_t b = 0; b < 20 * joule_dtype_bytes(t, 1); b++) /* untouched */
+                    assert_int_equal(((unsigned char *)y)[b], 0xcd);
+                tc_free(&c);
+            }
+        }
+    }
+    /* Scatter (opset 9/10) is ScatterElements without reduction; reduction on uint8 declined */
+    tcase c;
+    tc_init(&c, "Scatter", 10, 3, 1);
+    int64_t d1[1] = {5}, i1[1] = {2};
+    uint8_t x[5] = {1, 2, 3, 4, 5}, u[2] = {9, 8};
+    int64_t ind[2] = {-1, 0};
+    tc_in(&c, 0, JOULE_U8, 1, d1, x);
+    tc_in(&c, 1, JOULE_I64, 1, i1, ind);
+    tc_in(&c, 2, JOULE_U8, 1, i1, u);
+    uint8_t *y = tc_out(&c, 0, JOULE_U8, 1, d1);
+    assert_joule_ok(tc_run(&c), &c.err);
+    static const uint8_t want[5] = {8, 2, 3, 4, 9};
+    assert_memory_equal(y, want, 5);
+    tc_free(&c);
+    tc_init(&c, "ScatterElements", 16, 3, 1);
+    tc_in(&c, 0, JOULE_U8, 1, d1, x);
+    tc_in(&c, 1, JOULE_I64, 1, i1, ind);
+    tc_in(&c, 2, JOULE_U8, 1, i1, u);
+    set_str(&c, "reduction", "add");
+    assert_false(tc_supported(&c));
+    set_str(&c, "reduction", "max"); /* only from opset 18 */
+    assert_false(tc_supported(&c));
+    tc_free(&c);
+}
+
+static void test_scatter_nd(void **state)
+{
+    (void)state;
+    rng r = {15};
+    int64_t d[3] = {4, 3, 2};
+    static const char *reds[] = {"none", "add", "mul"};
+    for (int k = 1; k <= 3; k++) {
+        for (int ri = 0; ri < 3; ri++) {
+            tcase c;
+            tc_init(&c, "ScatterND", 16, 3, 1);
+            float *x = tc_in(&c, 0, JOULE_F32, 3, d, NULL);
+            rfill_f32(&r, x, 24);
+            int64_t id[2] = {2, k};
+            int64_t *ind = tc_in(&c, 1, JOULE_I64, 2, id, NULL);
+            /* two distinct tuples (distinct first coordinate), one written with a negative index */
+            for (int t = 0; t < 2; t++)
+                for (int j = 0; j < k; j++)
+                    ind[t * k + j] = j == 0 ? (t ? -1 : 1) : rrange(&r, -d[j], d[j] - 1);
+            int64_t ud[3] = {2, 0, 0};
+            int urank = 1;
+            size_t slice = 1;
+            for (int j = k; j < 3; j++) {
+                ud[urank++] = d[j];
+                slice *= (size_t)d[j];
+            }
+            float *u = tc_in(&c, 2, JOULE_F32, urank, ud, NULL);
+            rfill_f32(&r, u, 2 * slice);
+            set_str(&c, "reduction", reds[ri]);
+            float *y = tc_out(&c, 0, JOULE_F32, 3, d);
+            assert_joule_ok(tc_run(&c), &c.err);
+            float want[24];
+            memcpy(want, x, sizeof want);
+            for (int t = 0; t < 2; t++) {
+                int64_t at[3] = {0, 0, 0};
+                for (int j = 0; j < k; j++)
+                    at[j] = ind[t * k + j] < 0 ? ind[t * k + j] + d[j] : ind[t * k + j];
+                size_t base = flat(3, d, at);
+                for (size_t e = 0; e < slice; e++)
+                    want[base + e] = (float)ref_reduce(reds[ri], want[base + e], u[t * slice + e]);
+            }
+            for (int i = 0; i < 24; i++)
+                assert_true(y[i] == want[i]);
+            ind[k - 1] = d[k - 1] + 3;
+            memset(y, 0xcd, sizeof want);
+            expect_error(&c, tc_run(&c), JOULE_ERR_INVALID);
+            for (size_t b = 0; b < sizeof want; b++) /* untouched */
+                assert_int_equal(((unsigned char *)y)[b], 0xcd);
+            tc_free(&c);
+        }
+    }
+    /* updates of the wrong shape */
+    tcase c;
+    tc_init(&c, "ScatterND", 13, 3, 1);
+    int64_t id[2] = {2, 1}, bad[2] = {2, 2};
+    int64_t ind[2] = {0, 1};
+    tc_in(&c, 0, JOULE_F32, 3, d, NULL);
+    tc_in(&c, 1, JOULE_I64, 2, id, ind);
+    tc_in(&c, 2, JOULE_F32, 2, bad, NULL);
+    tc_out(&c, 0, JOULE_F32, 3, d);
+    expect_error(&c, tc_run(&c), JOULE_ERR_INVALID);
+    tc_free(&c);
+}
+
+/* ---- Trilu / EyeLike / OneHot ---- */
+
+static void test_trilu(void **state)
+{
+    (void)state;
+    rng r = {16};
+    static const int64_t ks[] = {-6, -1, 0, 2, 7, INT64_MAX, INT64_MIN};
+    int64_t d[3] = {2, 4, 5}, sc[1] = {0};
+    for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++) {
+        for (int upper = 0; upper < 2; upper++) {
+            tcase c;
+            tc_init(&c, "Trilu", 14, 2, 1);
+            uint16_t *x = tc_in(&c, 0, JOULE_F16, 3, d, NULL);
+            rfill(&r, x, 40 * 2);
+            tc_in(&c, 1, JOULE_I64, 0, sc, &ks[ki]);
+            set_int(&c, "upper", upper);
+            uint16_t *y = tc_out(&c, 0, JOULE_F16, 3, d);
+            assert_joule_ok(tc_run(&c), &c.err);
+            for (int m = 0; m < 2; m++)
+                for (int64_t i = 0; i < 4; i++)
+                    for (int64_t j = 0; j < 5; j++) {
+                        bool keep = upper ? j - i >= ks[ki] : j - i <= ks[ki];
+                        size_t e = (size_t)(m * 20 + i * 5 + j);
+                        assert_int_equal(y[e], keep ? x[e] : 0);
+                    }
+            tc_free(&c);
+        }
+    }
+}
+
+static void test_eye_like(void **state)
+{
+    (void)state;
+    static const int64_t ks[] = {-3, -1, 0, 2, 5};
+    int64_t d[2] = {3, 5};
+    for (size_t ki = 0; ki < 5; ki++) {
+        for (int variant = 0; variant < 3; variant++) {
+            joule_dtype t = variant == 0 ? JOULE_F32 : variant == 1 ? JOULE_I32 : JOULE_BOOL;
+            tcase c;
+            tc_init(&c, "EyeLike", 9, 1, 1);
+            tc_in(&c, 0, JOULE_F32, 2, d, NULL);
+            if (variant)
+                set_int(&c, "dtype", t);
+            set_int(&c, "k", ks[ki]);
+            void *y = tc_out(&c, 0, t, 2, d);
+            assert_joule_ok(tc_run(&c), &c.err);
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 5; j++) {
+                    int on = j - i == ks[ki];
+                    double got = t == JOULE_F32   ? ((float *)y)[i * 5 + j]
+                                 : t == JOULE_I32 ? ((int32_t *)y)[i * 5 + j]
+                                                  : ((uint8_t *)y)[i * 5 + j];
+                    assert_true(got == on);
+                }
+            tc_free(&c);
+        }
+    }
+}
+
+static void test_one_hot(void **state)
+{
+    (void)state;
+    float ind[6] = {0, 3, -1, 2.7f, 4, -5};
+    int64_t idims[2] = {2, 3}, sc[1] = {0}, vd[1] = {2};
+    int64_t vals[2] = {-1, 7};
+    for (int opset = 9; opset <= 11; opset += 2) {
+        for (int axis = -3; axis < 3; axis++) {
+            tcase c;
+            tc_init(&c, "OneHot", opset, 3, 1);
+            tc_in(&c, 0, JOULE_F32, 2, idims, ind);
+            double depth = 4.0;
+            tc_in(&c, 1, JOULE_F64, 0, sc, &depth);
+            tc_in(&c, 2, JOULE_I64, 1, vd, vals);
+            set_int(&c, "axis", axis);
+            int ax = axis < 0 ? axis + 3 : axis;
+            int64_t od[3];
+            for (int i = 0, j = 0; i < 3; i++)
+                od[i] = i == ax ? 4 : idims[j++];
+            int64_t *y = tc_out(&c, 0, JOULE_I64, 3, od);
+            assert_joule_ok(tc_run(&c), &c.err);
+            int64_t oi[3] = {0};
+            for (size_t o = 0; o < 24; o++) {
+                int64_t ii[2], dpos = oi[ax];
+                for (int i = 0, j = 0; i < 3; i++)
+                    if (i != ax)
+                        ii[j++] = oi[i];
+                int64_t v = (int64_t)ind[ii[0] * 3 + ii[1]];
+                if (v < 0 && opset >= 11)
+                    v += 4;
+                assert_int_equal(y[o], v == dpos ? 7 : -1);
+                next_index(3, od, oi);
+            }
+            tc_free(&c);
+        }
+    }
+}
+
+/* ---- ReverseSequence / TopK ---- */
+
+static void test_reverse_sequence(void **state)
+{
+    (void)state;
+    rng r = {17};
+    for (int time_major = 0; time_major < 2; time_major++) {
+        tcase c;
+        tc_init(&c, "ReverseSequence", 10, 2, 1);
+        int64_t T = 4, B = 3, E = 2;
+        int64_t d[3] = {time_major ? T : B, time_major ? B : T, E}, ld[1] = {B};
+        int64_t lens[3] = {4, 1, 0};
+        int16_t *x = tc_in(&c, 0, JOULE_I16, 3, d, NULL);
+        rfill(&r, x, 24 * 2);
+        tc_in(&c, 1, JOULE_I64, 1, ld, lens);
+        set_int(&c, "time_axis", time_major ? 0 : 1);
+        set_int(&c, "batch_axis", time_major ? 1 : 0);
+        int16_t *y = tc_out(&c, 0, JOULE_I16, 3, d);
+        assert_joule_ok(tc_run(&c), &c.err);
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t t = 0; t < T; t++)
+                for (int64_t e = 0; e < E; e++) {
+                    int64_t st = t < lens[b] ? lens[b] - 1 - t : t;
+                    int64_t oi[3] = {time_major ? t : b, time_major ? b : t, e};
+                    int64_t si[3] = {time_major ? st : b, time_major ? b : st, e};
+                    assert_int_equal(y[flat(3, d, oi)], x[flat(3, d, si)]);
+                }
+        lens[1] = 5;
+        tc_in(&c, 1, JOULE_I64, 1, ld, lens);
+        expect_error(&c, tc_run(&c), JOULE_ERR_INVALID);
+        tc_free(&c);
+    }
+}
+
+/* k best of n values by repeated scans: the largest (or smallest) not yet taken, lower index
+ * first among equals. */
+static void ref_topk(const double *v, int64_t n, int64_t k, bool largest, int64_t *out)
+{
+    bool taken[64] = {false};
+    for (int64_t j = 0; j < k; j++) {
+        int64_t best = -1;
+        for (int64_t i = 0; i < n; i++) {
+            if (taken[i])
+                continue;
+            if (best < 0 || (largest ? v[i] > v[best] : v[i] < v[best]))
+                best = i;
+        }
+        taken[best] = true;
+        out[j] = best;
+    }
+}
+
+static void test_topk(void **state)
+{
+    (void)state;
+    rng r = {18};
+    static const joule_dtype types[] = {JOULE_F32, JOULE_I32, JOULE_I64, JOULE_U8};
+    for (int iter = 0; iter < 80; iter++) {
+        joule_dtype t = types[iter % 4];
+        int64_t d[3] = {rrange(&r, 1, 3), rrange(&r, 1, 9), rrange(&r, 1, 3)};
+        int axis = (int)rrange(&r, -3, 2), ax = axis < 0 ? axis + 3 : axis;
+        int64_t n = d[ax], k = rrange(&r, 0, n);
+        bool largest = rnext(&r) & 1;
+        tcase c;
+        tc_init(&c, "TopK", 11, 2, 2);
+        size_t cnt = count_of(3, d);
+        void *x = tc_in(&c, 0, t, 3, d, NULL);
+        double *xv = malloc(cnt * sizeof *xv);
+        for (size_t i = 0; i < cnt; i++) {
+            int64_t v = rrange(&r, 0, 5); /* few distinct values: many ties */
+            xv[i] = (double)v;
+            /* integers stored as big + v differ only below float (int32) or double (int64)
+             * precision: a kernel comparing converted values would see ties */
+            switch (t) {
+            case JOULE_F32: ((float *)x)[i] = (float)v; break;
+            case JOULE_I32: ((int32_t *)x)[i] = (int32_t)((1 << 26) + v); break;
+            case JOULE_I64: ((int64_t *)x)[i] = ((int64_t)1 << 60) + v; break;
+            default: ((uint8_t *)x)[i] = (uint8_t)v; break;
+            }
+        }
+        int64_t kd[1] = {1};
+        tc_in(&c, 1, JOULE_I64, 1, kd, &k);
+        set_int(&c, "axis", axis);
+        set_int(&c, "largest", largest);
+        int64_t od[3] = {d[0], d[1], d[2]};
+        od[ax] = k;
+        void *y = tc_out(&c, 0, t, 3, od);
+        int64_t *yi = tc_out(&c, 1, JOULE_I64, 3, od);
+        assert_joule_ok(tc_run(&c), &c.err);
+        /* every slice along the axis */
+        int64_t oi[3] = {0};
+        int64_t sd[3] = {d[0], d[1], d[2]};
+        sd[ax] = 1;
+        do {
+            double v[64];
+            int64_t best[64], ii[3];
+            memcpy(ii, oi, sizeof ii);
+            for (int64_t j = 0; j < n; j++) {
+                ii[ax] = j;
+                v[j] = xv[flat(3, d, ii)];
+            }
+            ref_topk(v, n, k, largest, best);
+            for (int64_t j = 0; j < k; j++) {
+                ii[ax] = j;
+                size_t o = flat(3, od, ii);
+                assert_int_equal(yi[o], best[j]);
+                double got = t == JOULE_F32   ? ((float *)y)[o]
+                             : t == JOULE_I32 ? (double)(((int32_t *)y)[o] - (1 << 26))
+                             : t == JOULE_I64 ? (double)(((int64_t *)y)[o] - ((int64_t)1 << 60))
+                                              : ((uint8_t *)y)[o];
+                assert_true(got == v[best[j]]);
+            }
+        } while (next_index(3, sd, oi));
+        free(xv);
+        tc_free(&c);
+    }
+    /* NaN ranks first among the largest; k beyond the axis is refused */
+    tcase c;
+    tc_init(&c, "TopK", 11, 2, 2);
+    int64_t d[1] = {4}, kd[1] = {1}, k = 2, od[1] = {2};
+    float x[4] = {1, NAN, 3, 2};
+    tc_in(&c, 0, JOULE_F32, 1, d, x);
+    tc_in(&c, 1, JOULE_I64, 1, kd, &k);
+    float *y = tc_out(&c, 0, JOULE_F32, 1, od);
+    int64_t *yi = tc_out(&c, 1, JOULE_I64, 1, od);
+    assert_joule_ok(tc_run(&c), &c.err);
+    assert_true(isnan(y[0]) && y[1] == 3.0f);
+    assert_int_equal(yi[0], 1);
+    assert_int_equal(yi[1], 2);
+    k = 5;
+    tc_in(&c, 1, JOULE_I64, 1, kd, &k);
+    expect_error(&c, tc_run(&c), JOULE_ERR_INVALID);
+    tc_free(&c);
+}
+
 /* ---- ONNX backend test data ---- */
 
 /* A TensorProto as a view with malloc'd data (raw_data or the typed field). */
@@ -1777,6 +2210,20 @@ static void test_onnx_backend_cases(void **state)
         "test_transpose_all_permutations_4", "test_transpose_all_permutations_5",
         "test_transpose_default", "test_unsqueeze_axis_0", "test_unsqueeze_axis_3",
         "test_unsqueeze_negative_axes", "test_unsqueeze_unsorted_axes",
+        /* indexing, scattering, selection and pattern ops */
+        "test_gather_elements_0", "test_gather_elements_1", "test_gather_elements_negative_indices",
+        "test_scatter_elements_with_axis", "test_scatter_elements_with_duplicate_indices",
+        "test_scatter_elements_with_negative_indices", "test_scatter_elements_without_axis",
+        "test_scatter_with_axis", "test_scatter_without_axis", "test_scatternd",
+        "test_scatternd_add", "test_scatternd_multiply", "test_top_k", "test_top_k_negative_axis",
+        "test_top_k_smallest", "test_reversesequence_batch", "test_reversesequence_time",
+        "test_tril", "test_tril_neg", "test_tril_one_row_neg", "test_tril_out_neg",
+        "test_tril_out_pos", "test_tril_pos", "test_tril_square", "test_tril_square_neg",
+        "test_tril_zero", "test_triu", "test_triu_neg", "test_triu_one_row", "test_triu_out_neg_out",
+        "test_triu_out_pos", "test_triu_pos", "test_triu_square", "test_triu_square_neg",
+        "test_triu_zero", "test_eyelike_populate_off_main_diagonal", "test_eyelike_with_dtype",
+        "test_eyelike_without_dtype", "test_onehot_negative_indices", "test_onehot_with_axis",
+        "test_onehot_with_negative_axis", "test_onehot_without_axis",
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         onnx_case(cases[i]);
@@ -1850,6 +2297,14 @@ int main(void)
         cmocka_unit_test(test_depth_space),
         cmocka_unit_test(test_constants),
         cmocka_unit_test(test_range),
+        cmocka_unit_test(test_gather_elements),
+        cmocka_unit_test(test_scatter_elements),
+        cmocka_unit_test(test_scatter_nd),
+        cmocka_unit_test(test_trilu),
+        cmocka_unit_test(test_eye_like),
+        cmocka_unit_test(test_one_hot),
+        cmocka_unit_test(test_reverse_sequence),
+        cmocka_unit_test(test_topk),
         cmocka_unit_test(test_onnx_backend_cases),
         cmocka_unit_test(test_onnx_backend_resize),
         cmocka_unit_test(test_resize_align_corners_fractional),
