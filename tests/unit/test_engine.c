@@ -620,6 +620,110 @@ static void test_qdq_chain_is_fused(void **state)
     run_qdq(true);
 }
 
+/* Random DAGs of broadcasting Add/Sub/Mul and unary Relu/Neg over values shaped [1], [16] or
+ * [4,16], with random graph outputs, against a direct evaluation: if the planner let two live
+ * values share bytes, some output would differ. The arena must also stay below the sum. */
+static void test_random_graphs_match_direct_evaluation(void **state)
+{
+    (void)state;
+    enum { NV = 48, R = 4, COLS = 16 };
+    static const int64_t shapes[3][2] = {{1, 0}, {COLS, 0}, {R, COLS}};
+    static const int ranks[3] = {1, 1, 2};
+    unsigned seed = 777;
+#define RND() ((seed = seed * 1103515245u + 12345u) >> 16 & 0x7fff)
+    for (int trial = 0; trial < 20; trial++) {
+        joule_error err = {{0}};
+        joule_model *m = new_model();
+        int kind[NV];
+        float val[NV][R * COLS];
+        bool is_out[NV] = {false};
+        float maxabs[NV] = {2.0f, 2.0f, 1.5f};
+        char names[NV][8];
+        /* value 0: the input [4,16]; 1, 2: constants [16] and [1] */
+        for (int v = 0; v < NV; v++)
+            snprintf(names[v], sizeof names[v], "v%d", v);
+        kind[0] = 2;
+        add_input(m, names[0], JOULE_F32, 2, shapes[2], NULL);
+        kind[1] = 1;
+        kind[2] = 0;
+        for (int i = 0; i < COLS; i++)
+            val[1][i] = (float)((int)RND() % 9 - 4) * 0.5f;
+        val[2][0] = 1.5f;
+        add_const_f32(m, names[1], 1, shapes[1], val[1]);
+        add_const_f32(m, names[2], 1, shapes[0], val[2]);
+        for (int i = 0; i < R * COLS; i++)
+            val[0][i] = (float)((int)(i * 7 % 13) - 6) * 0.25f;
+        size_t sum = 0;
+        for (int v = 3; v < NV; v++) {
+            const char *ops[5] = {"Add", "Sub", "Mul", "Relu", "Neg"};
+            int op = (int)(RND() % 5);
+            int a = (int)(RND() % (unsigned)v), b = (int)(RND() % (unsigned)v);
+            if (v == 3)
+                a = 0; /* the input feeds the graph */
+            else if (RND() % 2) /* prefer recent values: longer chains, more reuse */
+                a = v - 1 - (int)(RND() % (unsigned)(v < 4 ? v : 4));
+            if (op == 2 && (maxabs[a] > 8 || maxabs[b] > 8))
+                op = 0; /* products only of small values: everything stays finite */
+            const char *in[2] = {names[a], names[b]};
+            char nname[16];
+            snprintf(nname, sizeof nname, "n%d", v);
+            add_node(m, ops[op], nname, op < 3 ? 2 : 1, in, names[v]);
+            kind[v] = op < 3 ? (kind[a] > kind[b] ? kind[a] : kind[b]) : kind[a];
+            for (int r = 0; r < R; r++)
+                for (int c = 0; c < COLS; c++) {
+                    int ia = kind[a] == 0 ? 0 : kind[a] == 1 ? c : r * COLS + c;
+                    int ib = kind[b] == 0 ? 0 : kind[b] == 1 ? c : r * COLS + c;
+                    int io = kind[v] == 0 ? 0 : kind[v] == 1 ? c : r * COLS + c;
+                    float x = val[a][ia], y = val[b][ib], z;
+                    switch (op) {
+                    case 0: z = x + y; break;
+                    case 1: z = x - y; break;
+                    case 2: z = x * y; break;
+                    case 3: z = x > 0 ? x : 0.0f; break;
+                    default: z = -x; break;
+                    }
+                    val[v][io] = z;
+                    if (fabsf(z) > maxabs[v])
+                        maxabs[v] = fabsf(z);
+                }
+            sum += (kind[v] == 2 ? R * COLS : kind[v] == 1 ? COLS : 1) * sizeof(float);
+            if (v == NV - 1 || RND() % 7 == 0) {
+                add_output(m, names[v]);
+                is_out[v] = true;
+            }
+        }
+        joule_session *s = NULL;
+        joule_session_options opt = {.threads = 1};
+        assert_joule_ok(joule_session_create(m, &opt, &s, &err), &err);
+        assert_true(joule_session_peak_bytes(s) > 0);
+        assert_true(joule_session_peak_bytes(s) < sum);
+        joule_tensor *x = new_f32(2, shapes[2]);
+        memcpy(f32(x), val[0], sizeof val[0]);
+        const joule_tensor *in[1] = {x};
+        for (int rep = 0; rep < 2; rep++) {
+            assert_joule_ok(joule_session_run(s, in, 1, &err), &err);
+            size_t o = 0;
+            for (int v = 0; v < NV; v++) {
+                if (!is_out[v])
+                    continue;
+                const joule_tensor *t = joule_session_output(s, o++);
+                assert_non_null(t);
+                size_t n = kind[v] == 2 ? R * COLS : kind[v] == 1 ? COLS : 1;
+                assert_int_equal(t->count, n);
+                assert_int_equal(t->rank, ranks[kind[v]]);
+                for (size_t i = 0; i < n; i++)
+                    if (!(cf32(t)[i] == val[v][i] || (isnan(cf32(t)[i]) && isnan(val[v][i]))))
+                        fail_msg("trial %d: v%d[%zu] = %g, expected %g", trial, v, i,
+                                 (double)cf32(t)[i], (double)val[v][i]);
+            }
+        }
+        joule_tensor_free(x);
+        joule_session_free(s);
+        joule_model_free(m);
+    }
+#undef RND
+}
+
 /* .npy: every dtype round-trips; hostile headers give one-line errors. */
 static void test_npy_roundtrip(void **state)
 {
@@ -764,6 +868,7 @@ int main(void)
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_mlp_fixture),
         cmocka_unit_test(test_cnn_fixture),
+        cmocka_unit_test(test_random_graphs_match_direct_evaluation),
         cmocka_unit_test(test_qdq_chain_is_fused),
         cmocka_unit_test(test_qdq_conv_relu),
         cmocka_unit_test(test_npy_roundtrip),
