@@ -232,12 +232,19 @@ joule_status ji_range(joule_infer_ctx *c)
     y = shape1(count);
     ji_out_set(c, 0, dt, &y);
     ji_pv p;
-    if (dt == JOULE_I64 || dt == JOULE_I32 || dt == JOULE_I16) {
-        if (ji_pv_init(&p, dt, 1, &count)) {
-            for (int64_t k = 0; k < count; k++)
-                p.e[k] = ji_pv_c((int64_t)v[0] + k * (int64_t)v[2]);
-            return ji_pv_store(c, 0, &p);
+    int64_t iv[3];
+    for (int i = 0; i < 3; i++)
+        if (!ji_in_ints(c, i, &iv[i], 1, &n) || n != 1)
+            return JOULE_OK; /* values only for integer ranges */
+    if ((dt == JOULE_I64 || dt == JOULE_I32 || dt == JOULE_I16) &&
+        ji_pv_init(&p, dt, 1, &count)) {
+        int64_t cur = iv[0];
+        for (int64_t k = 0; k < count; k++) {
+            p.e[k] = ji_pv_c(cur);
+            if (!ji_add(cur, iv[2], &cur))
+                cur = JOULE_INFER_UNKNOWN; /* past the end; not stored */
         }
+        return ji_pv_store(c, 0, &p);
     }
     return JOULE_OK;
 }

@@ -206,8 +206,9 @@ joule_status ji_upsample(joule_infer_ctx *c)
         for (int i = 0; i < x->rank; i++) {
             if (!(scales[i] >= 1))
                 return ji_infer_fail(c, "scales[%d] must be >= 1", i);
-            if (ji_dim_known(x->dims[i]))
-                y.dims[i] = ji_dim_c((int64_t)floorf((float)x->dims[i].size * (float)scales[i]));
+            float v = floorf((float)x->dims[i].size * (float)scales[i]);
+            if (ji_dim_known(x->dims[i]) && v < 9.0e18f)
+                y.dims[i] = ji_dim_c((int64_t)v);
             else if (scales[i] == 1)
                 y.dims[i] = x->dims[i];
         }
@@ -325,8 +326,11 @@ joule_status ji_max_unpool(joule_infer_ctx *c)
     for (int i = 0; i < n_sp; i++) {
         joule_dim d = x->dims[2 + i];
         int64_t s = have_st ? st[i] : 1;
-        int64_t p = have_pads ? pads[i] + pads[i + n_sp] : 0;
-        y.dims[2 + i] = ji_dim_known(d) ? ji_dim_c((d.size - 1) * s + ks[i] - p) : ji_dim_unknown();
+        int64_t p = 0, v = -1;
+        bool ok = ji_dim_known(d) && d.size > 0 && s > 0 && ks[i] > 0 &&
+                  (!have_pads || ji_add(pads[i], pads[i + n_sp], &p)) &&
+                  ji_mul(d.size - 1, s, &v) && ji_add(v, ks[i], &v) && ji_add(v, -p, &v) && v >= 0;
+        y.dims[2 + i] = ok ? ji_dim_c(v) : ji_dim_unknown();
     }
     ji_out_set(c, 0, dt, &y);
     return JOULE_OK;

@@ -113,8 +113,8 @@ joule_status ji_concat(joule_infer_ctx *c)
             if (!ji_dim_known(y.dims[a]) && (ji_dim_known(s->dims[a]) || !y.dims[a].sym))
                 y.dims[a] = s->dims[a];
         }
-        if (ji_dim_known(s->dims[axis]))
-            sum += s->dims[axis].size;
+        if (ji_dim_known(s->dims[axis]) && ji_add(sum, s->dims[axis].size, &sum))
+            continue;
         else
             sum_known = false;
     }
@@ -166,7 +166,8 @@ joule_status ji_split(joule_infer_ctx *c)
         for (size_t i = 0; i < n; i++) {
             if (split[i] < 0)
                 return ji_infer_fail(c, "split[%zu] = %lld is negative", i, (long long)split[i]);
-            total += split[i];
+            if (!ji_add(total, split[i], &total))
+                return ji_infer_fail(c, "split overflows");
         }
         if (ji_dim_known(d) && total != d.size)
             return ji_infer_fail(c, "split sums to %lld but axis %d has %lld", (long long)total,
@@ -184,11 +185,14 @@ joule_status ji_split(joule_infer_ctx *c)
             y.dims[axis] = ji_dim_c(split[i]);
         else if (!given && ji_dim_known(d)) {
             /* equal chunks; from 18 (num_outputs) the last may be smaller */
-            int64_t chunk = (d.size + c->n_out - 1) / c->n_out;
-            int64_t left = d.size - chunk * i;
-            y.dims[axis] = ji_dim_c(left < 0 ? 0 : left < chunk ? left : chunk);
-        }
-        else if (!given && c->n_out == 1)
+            int64_t chunk = d.size / c->n_out + (d.size % c->n_out != 0);
+            int64_t full = chunk ? d.size / chunk : 0, part = 0;
+            if (i < full)
+                part = chunk;
+            else if (i == full)
+                part = d.size - full * chunk; /* full * chunk <= d.size */
+            y.dims[axis] = ji_dim_c(part);
+        } else if (!given && c->n_out == 1)
             y.dims[axis] = d;
         else
             y.dims[axis] = ji_dim_unknown();
@@ -210,11 +214,14 @@ static void slice_range(int64_t d, int64_t start, int64_t end, int64_t step, int
     if (step > 0) {
         start = start < 0 ? 0 : start > d ? d : start;
         end = end < 0 ? 0 : end > d ? d : end;
-        *len = end > start ? (end - start + step - 1) / step : 0;
+        int64_t span = end - start;
+        *len = span > 0 ? span / step + (span % step != 0) : 0;
     } else {
+        int64_t neg = step == INT64_MIN ? INT64_MAX : -step;
         start = start < 0 ? 0 : start > d - 1 ? d - 1 : start;
         end = end < -1 ? -1 : end > d - 1 ? d - 1 : end;
-        *len = start > end ? (start - end + (-step) - 1) / (-step) : 0;
+        int64_t span = start - end;
+        *len = span > 0 ? span / neg + (span % neg != 0) : 0;
     }
     *s0 = start;
 }

@@ -168,24 +168,27 @@ joule_status ji_conv_spatial(const joule_infer_ctx *c, const joule_shape *x, con
             y->dims[2 + i] = ji_dim_unknown();
             continue;
         }
-        int64_t eff = (kernel[i] - 1) * dil[i] + 1;
-        int64_t out;
+        if (kernel[i] == 0)
+            return ji_infer_fail(c, "kernel size 0 on axis %d", i + 2);
+        int64_t eff, out, padded, start;
+        int64_t pb = valid || same ? 0 : pads[i], pe = valid || same ? 0 : pads[i + n_sp];
+        if (!ji_mul(kernel[i] - 1, dil[i], &eff) || !ji_add(eff, 1, &eff) ||
+            !ji_add(in.size, pb, &padded) || !ji_add(padded, pe, &padded))
+            return ji_infer_fail(c, "sizes overflow on axis %d", i + 2);
         if (same) {
-            out = (in.size + strides[i] - 1) / strides[i];
+            out = in.size / strides[i] + (in.size % strides[i] != 0);
         } else {
-            int64_t pb = valid ? 0 : pads[i], pe = valid ? 0 : pads[i + n_sp];
-            int64_t span = in.size + pb + pe - eff;
+            int64_t span = padded - eff;
             if (span < 0)
                 return ji_infer_fail(c, "kernel %lld (dilated %lld) is larger than the padded "
                                      "input %lld on axis %d", (long long)kernel[i],
-                                     (long long)eff, (long long)(in.size + pb + pe), i + 2);
-            if (ceil_mode) {
-                out = (span + strides[i] - 1) / strides[i] + 1;
+                                     (long long)eff, (long long)padded, i + 2);
+            out = span / strides[i] + 1;
+            if (ceil_mode && span % strides[i]) {
+                out++;
                 /* the last window must start inside the input or left padding */
-                if ((out - 1) * strides[i] >= in.size + pb)
+                if (ji_mul(out - 1, strides[i], &start) && start >= in.size + pb)
                     out--;
-            } else {
-                out = span / strides[i] + 1;
             }
         }
         y->dims[2 + i] = ji_dim_c(out);
@@ -219,12 +222,13 @@ static joule_status conv_common(joule_infer_ctx *c, int ix, int iw, joule_dtype 
         return ji_infer_fail(c, "kernel_shape has %zu entries for %d spatial axes", nk, n_sp);
     for (int i = 0; i < n_sp; i++)
         kernel[i] = have_ks ? ks[i] : w && ji_dim_known(w->dims[2 + i]) ? w->dims[2 + i].size : -1;
+    int64_t cin;
     if (w && ji_dim_known(x->dims[1]) && ji_dim_known(w->dims[1]) &&
-        x->dims[1].size != w->dims[1].size * group)
+        (!ji_mul(w->dims[1].size, group, &cin) || x->dims[1].size != cin))
         return ji_infer_fail(c, "input %s has %lld channels but weight %s with group %lld "
-                             "expects %lld", ji_shape_str(x, sx, sizeof sx),
+                             "does not take them", ji_shape_str(x, sx, sizeof sx),
                              (long long)x->dims[1].size, ji_shape_str(w, sw, sizeof sw),
-                             (long long)group, (long long)(w->dims[1].size * group));
+                             (long long)group);
     joule_shape y;
     y.rank = x->rank;
     y.dims[0] = x->dims[0];
@@ -297,36 +301,48 @@ joule_status ji_conv_transpose(joule_infer_ctx *c)
     joule_shape y;
     y.rank = x->rank;
     y.dims[0] = x->dims[0];
-    y.dims[1] = w && ji_dim_known(w->dims[1]) ? ji_dim_c(w->dims[1].size * group)
-                                              : ji_dim_unknown();
+    int64_t cout;
+    y.dims[1] = w && ji_dim_known(w->dims[1]) && ji_mul(w->dims[1].size, group, &cout)
+                    ? ji_dim_c(cout) : ji_dim_unknown();
     const int64_t *os;
     size_t nos;
     if (ji_attr_ints(c->node, "output_shape", &os, &nos)) {
         if (nos < (size_t)n_sp)
             return ji_infer_fail(c, "output_shape has %zu entries for %d spatial axes", nos,
                                  n_sp);
-        for (int i = 0; i < n_sp; i++)
-            y.dims[2 + i] = ji_dim_c(os[nos - (size_t)n_sp + (size_t)i]);
+        for (int i = 0; i < n_sp; i++) {
+            int64_t v = os[nos - (size_t)n_sp + (size_t)i];
+            if (v < 0)
+                return ji_infer_fail(c, "output_shape has a negative size");
+            y.dims[2 + i] = ji_dim_c(v);
+        }
         ji_out_set(c, 0, dt, &y);
         return JOULE_OK;
     }
     bool same = auto_pad_is(c->node, "SAME_UPPER") || auto_pad_is(c->node, "SAME_LOWER");
     bool valid = auto_pad_is(c->node, "VALID");
     for (int i = 0; i < n_sp; i++) {
-        if (strides[i] <= 0 || dil[i] <= 0)
-            return ji_infer_fail(c, "non-positive stride/dilation on axis %d", i + 2);
+        if (strides[i] <= 0 || dil[i] <= 0 || pads[i] < 0 || pads[i + n_sp] < 0 || opad[i] < 0)
+            return ji_infer_fail(c, "non-positive stride/dilation or negative padding on axis %d",
+                                 i + 2);
         joule_dim in = x->dims[2 + i];
         if (!ji_dim_known(in) || kernel[i] < 0) {
             y.dims[2 + i] = ji_dim_unknown();
             continue;
         }
-        int64_t out;
+        int64_t out = -1, eff;
+        bool ok;
         if (same) {
-            out = in.size * strides[i];
+            ok = ji_mul(in.size, strides[i], &out);
         } else {
             int64_t pb = valid ? 0 : pads[i], pe = valid ? 0 : pads[i + n_sp];
-            out = strides[i] * (in.size - 1) + opad[i] + (kernel[i] - 1) * dil[i] + 1 - pb - pe;
+            ok = in.size > 0 && kernel[i] >= 1 && ji_mul(strides[i], in.size - 1, &out) &&
+                 ji_add(out, opad[i], &out) && ji_mul(kernel[i] - 1, dil[i], &eff) &&
+                 ji_add(eff, 1, &eff) && ji_add(out, eff, &out) && ji_add(out, -pb, &out) &&
+                 ji_add(out, -pe, &out); /* pads were checked >= 0, so -pad exists */
         }
+        if (!ok)
+            return ji_infer_fail(c, "sizes overflow or are invalid on axis %d", i + 2);
         if (out < 0)
             return ji_infer_fail(c, "negative output size %lld on axis %d", (long long)out, i + 2);
         y.dims[2 + i] = ji_dim_c(out);

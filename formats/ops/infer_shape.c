@@ -477,7 +477,9 @@ joule_status ji_pad(joule_infer_ctx *c)
         joule_status st = ji_norm_axis(c, axes[k], x->rank, "axis", &a);
         if (st)
             return st;
-        add_by_axis[a] += pads[k] + pads[k + na];
+        if (!ji_add(add_by_axis[a], pads[k], &add_by_axis[a]) ||
+            !ji_add(add_by_axis[a], pads[k + na], &add_by_axis[a]))
+            return ji_infer_fail(c, "pads overflow");
     }
     for (int i = 0; i < x->rank; i++) {
         int64_t add = add_by_axis[i];
@@ -486,9 +488,10 @@ joule_status ji_pad(joule_infer_ctx *c)
             y.dims[i] = add == 0 ? d : ji_dim_unknown();
             continue;
         }
-        if (d.size + add < 0)
-            return ji_infer_fail(c, "pads give a negative size on axis %d", i);
-        y.dims[i] = ji_dim_c(d.size + add);
+        int64_t sz;
+        if (!ji_add(d.size, add, &sz) || sz < 0)
+            return ji_infer_fail(c, "pads give an invalid size on axis %d", i);
+        y.dims[i] = ji_dim_c(sz);
     }
     ji_out_set(c, 0, dt, &y);
     return JOULE_OK;
@@ -543,7 +546,12 @@ static joule_status resize_sizes(joule_infer_ctx *c, const joule_shape *x, const
                 scale = s;
         }
         for (int k = 0; k < na; k++)
-            y->dims[axes[k]] = ji_dim_c((int64_t)floor(scale * (double)x->dims[axes[k]].size + 0.5));
+        {
+            double v = floor(scale * (double)x->dims[axes[k]].size + 0.5);
+            if (!(v >= 0 && v < 9.0e18))
+                return ji_infer_fail(c, "output size on axis %d is out of range", axes[k]);
+            y->dims[axes[k]] = ji_dim_c((int64_t)v);
+        }
         return JOULE_OK;
     }
     for (int k = 0; k < na; k++) {
@@ -631,16 +639,20 @@ joule_status ji_depth_to_space(joule_infer_ctx *c)
                              ji_shape_str(x, sx, sizeof sx));
     joule_shape y = *x;
     joule_dim ch = x->dims[1];
+    int64_t bb, v;
+    if (!ji_mul(b, b, &bb))
+        return ji_infer_fail(c, "blocksize %lld is too large", (long long)b);
     if (ji_dim_known(ch)) {
-        if (ch.size % (b * b))
+        if (ch.size % bb)
             return ji_infer_fail(c, "channels %lld not divisible by blocksize^2 %lld",
-                                 (long long)ch.size, (long long)(b * b));
-        y.dims[1] = ji_dim_c(ch.size / (b * b));
+                                 (long long)ch.size, (long long)bb);
+        y.dims[1] = ji_dim_c(ch.size / bb);
     } else {
         y.dims[1] = ji_dim_unknown();
     }
     for (int i = 2; i < 4; i++)
-        y.dims[i] = ji_dim_known(x->dims[i]) ? ji_dim_c(x->dims[i].size * b) : ji_dim_unknown();
+        y.dims[i] = ji_dim_known(x->dims[i]) && ji_mul(x->dims[i].size, b, &v) ? ji_dim_c(v)
+                                                                               : ji_dim_unknown();
     ji_out_set(c, 0, dt, &y);
     return JOULE_OK;
 }
@@ -659,7 +671,9 @@ joule_status ji_space_to_depth(joule_infer_ctx *c)
         return ji_infer_fail(c, "needs a 4-D input (got %s) and a positive blocksize",
                              ji_shape_str(x, sx, sizeof sx));
     joule_shape y = *x;
-    y.dims[1] = ji_dim_known(x->dims[1]) ? ji_dim_c(x->dims[1].size * b * b) : ji_dim_unknown();
+    int64_t v;
+    y.dims[1] = ji_dim_known(x->dims[1]) && ji_mul(x->dims[1].size, b, &v) && ji_mul(v, b, &v)
+                    ? ji_dim_c(v) : ji_dim_unknown();
     for (int i = 2; i < 4; i++) {
         joule_dim d = x->dims[i];
         if (!ji_dim_known(d)) {

@@ -30,6 +30,12 @@ joule_status ji_infer_fail(const joule_infer_ctx *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 joule_status ji_infer_nomem(const joule_infer_ctx *c);
 
+/* ---- checked arithmetic (sizes come from untrusted models) ---- */
+
+/* *r = a + b / a * b; false on int64 overflow. */
+static inline bool ji_add(int64_t a, int64_t b, int64_t *r) { return !__builtin_add_overflow(a, b, r); }
+static inline bool ji_mul(int64_t a, int64_t b, int64_t *r) { return !__builtin_mul_overflow(a, b, r); }
+
 /* ---- dims and shapes ---- */
 
 joule_dim ji_dim_c(int64_t size);
