@@ -589,13 +589,13 @@ int main(int argc, char **argv)
             fprintf(stderr, "conformance: %s: cannot write: %s\n", expected, strerror(errno));
             rc = 1;
         } else {
-            printf("conformance: wrote %s\n", expected);
+            printf("wrote %s\n", expected);
         }
     } else if (update) {
         fprintf(stderr, "conformance: --update needs --expected and no --filter\n");
         rc = 1;
     }
-    printf("conformance: %zu pass, %zu fail, %zu error, %zu unsupported; %zu newly passing, "
+    printf("details: %zu pass, %zu fail, %zu error, %zu unsupported; %zu newly passing, "
            "%zu regressions, %zu op-table gaps; %.1fs\n",
            count[T_PASS], count[T_FAIL], count[T_ERROR], count[T_UNSUPPORTED], newly, regressions,
            gaps, total);
