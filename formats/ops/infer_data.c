@@ -220,6 +220,15 @@ joule_status ji_range(joule_infer_ctx *c)
         known = false;
     }
     if (!known) {
+        /* Range(0, n, 1) has n elements, whatever symbol n stands for */
+        ji_pv lim;
+        int64_t s0, d1;
+        if (ji_in_ints(c, 0, &s0, 1, &n) && s0 == 0 && ji_in_ints(c, 2, &d1, 1, &n) && d1 == 1 &&
+            ji_pv_load(c, 1, &lim)) {
+            if (lim.n == 1)
+                y.dims[0] = ji_pv_as_dim(lim.e[0]);
+            ji_pv_free(&lim);
+        }
         ji_out_set(c, 0, dt, &y);
         return JOULE_OK;
     }

@@ -490,6 +490,12 @@ static void test_shape_chain(void **state)
         init_tensor(m, "one", JOULE_I64, 0, NULL, (int64_t[]){1});
         node(m, "Range", "range", "zero,n,one", "pos");
         node(m, "ConstantOfShape", "cos", "spec", "filled");
+        /* positions 0..seq-1 and a causal mask from them */
+        node(m, "Range", "positions", "zero,d1,one", "p");
+        ints(m, "ax1", 1, (int64_t[]){1});
+        node(m, "Unsqueeze", "row", "p,ax", "pr");
+        node(m, "Unsqueeze", "col", "p,ax1", "pc");
+        node(m, "Less", "causal", "pc,pr", "mask");
         joule_node *c = node(m, "Concat", "cat3", "s,heads", "s2");
         set_int(m, c, "axis", 0);
         joule_node *cat = joule_graph_producer(m->graph, joule_graph_find_value(m->graph, "spec"));
@@ -502,11 +508,15 @@ static void test_shape_chain(void **state)
             assert_shape(m, "z", "[batch,seq,8]");
             assert_shape(m, "pos", "[?]");
             assert_shape(m, "filled", "[batch,seq,2,4]");
+            assert_shape(m, "p", "[seq]");
+            assert_shape(m, "mask", "[seq,seq]");
         } else {
             assert_shape(m, "y", "[2,5,2,4]");
             assert_shape(m, "z", "[2,5,8]");
             assert_shape(m, "pos", "[40]");
             assert_shape(m, "filled", "[2,5,2,4]");
+            assert_shape(m, "p", "[5]");
+            assert_shape(m, "mask", "[5,5]");
         }
         assert_shape(m, "s2", "[5]");
         assert_int_equal(dtype_of(m, "s"), JOULE_I64);
