@@ -74,6 +74,10 @@ static joule_dim arith(const char *op, joule_dim a, joule_dim b)
         if (y == 0 || (x == INT64_MIN && y == -1))
             return ji_pv_unknown(NULL);
         r = x / y; /* integer Div truncates toward zero */
+    } else if (!strcmp(op, "Max")) {
+        r = x > y ? x : y;
+    } else if (!strcmp(op, "Min")) {
+        r = x < y ? x : y;
     } else {
         return ji_pv_unknown(NULL);
     }
@@ -241,6 +245,11 @@ joule_status ji_variadic(joule_infer_ctx *c)
         }
     }
     ji_out_set(c, 0, dt, known && any ? &s : NULL);
+    /* Max/Min of two small integer tensors (clamping computed sizes) */
+    const char *op = c->node->op_type;
+    if (known && any && c->n_in == 2 && ji_in_io(c, 0) && ji_in_io(c, 1) &&
+        (!strcmp(op, "Max") || !strcmp(op, "Min")))
+        return propagate2(c, arith, dt);
     return JOULE_OK;
 }
 

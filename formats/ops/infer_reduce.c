@@ -15,10 +15,10 @@ static int64_t axes_input_opset(const char *op)
 
 static joule_dim combine(const char *op, joule_dim acc, joule_dim v, bool first)
 {
+    if (first)
+        return ji_pv_known(v) ? v : ji_pv_unknown(NULL);
     if (!ji_pv_known(acc) || !ji_pv_known(v))
         return ji_pv_unknown(NULL);
-    if (first)
-        return v;
     int64_t a = acc.size, b = v.size, r;
     if (!strcmp(op, "ReduceSum")) {
         if (__builtin_add_overflow(a, b, &r))

@@ -771,6 +771,146 @@ static void test_unknown_op_and_constants(void **state)
     joule_model_free(m);
 }
 
+/* ---- computed values, as the engine receives them ---- */
+
+/* Runs the table's infer for node (inputs all initializers) and returns output 0's value. */
+static joule_tensor *computed(joule_model *m, const char *out_name, int64_t opset)
+{
+    joule_error err = {{0}};
+    joule_value *out = joule_graph_find_value(m->graph, out_name);
+    joule_node *n = joule_graph_producer(m->graph, out);
+    assert_non_null(n);
+    const joule_op_def *d = joule_op_find(n->domain, n->op_type);
+    assert_non_null(d);
+    joule_infer_io in[8], outs[4];
+    joule_tensor *vals[4] = {NULL};
+    memset(in, 0, sizeof in);
+    memset(outs, 0, sizeof outs);
+    for (int i = 0; i < n->n_inputs; i++) {
+        in[i].shape.rank = -1;
+        if (!n->inputs[i])
+            continue;
+        const joule_tensor *t = n->inputs[i]->data;
+        assert_non_null(t);
+        in[i].present = true;
+        in[i].dtype = t->dtype;
+        in[i].value = t;
+        in[i].shape.rank = t->rank;
+        for (int k = 0; k < t->rank; k++)
+            in[i].shape.dims[k].size = t->dims[k];
+    }
+    for (int i = 0; i < n->n_outputs; i++) {
+        outs[i].present = true;
+        outs[i].shape.rank = -1;
+    }
+    joule_infer_ctx c = {.node = n, .opset = opset, .n_in = n->n_inputs, .in = in,
+                         .n_out = n->n_outputs, .out = outs, .out_values = vals, .err = &err};
+    assert_joule_ok(d->infer(&c), &err);
+    for (int i = 1; i < 4; i++)
+        joule_tensor_free(vals[i]);
+    if (!vals[0])
+        fail_msg("%s computed no value", n->op_type);
+    /* the value must agree with the inferred dtype and shape */
+    assert_int_equal(vals[0]->dtype, outs[0].dtype);
+    assert_int_equal(vals[0]->rank, outs[0].shape.rank);
+    for (int k = 0; k < vals[0]->rank; k++)
+        assert_int_equal(vals[0]->dims[k], outs[0].shape.dims[k].size);
+    return vals[0];
+}
+
+static void expect_i64(joule_tensor *t, int n, const int64_t *want)
+{
+    assert_int_equal(t->count, (size_t)n);
+    assert_true(t->dtype == JOULE_I64 || t->dtype == JOULE_I32 || t->dtype == JOULE_BOOL);
+    for (int i = 0; i < n; i++) {
+        int64_t v = t->dtype == JOULE_I64 ? ((const int64_t *)t->data)[i]
+                    : t->dtype == JOULE_I32 ? ((const int32_t *)t->data)[i]
+                                            : ((const uint8_t *)t->data)[i];
+        if (v != want[i])
+            fail_msg("element %d is %lld, want %lld", i, (long long)v, (long long)want[i]);
+    }
+    joule_tensor_free(t);
+}
+
+static void test_computed_values(void **state)
+{
+    (void)state;
+    joule_model *m = new_model(13);
+    init_tensor(m, "a", JOULE_I64, 2, (int64_t[]){2, 3}, (int64_t[]){1, 2, 3, 4, 5, 6});
+    ints(m, "b", 3, (int64_t[]){10, 0, -3});
+    init_tensor(m, "idx", JOULE_I64, 1, (int64_t[]){2}, (int64_t[]){-1, 0});
+    init_tensor(m, "cond", JOULE_BOOL, 1, (int64_t[]){3}, (uint8_t[]){1, 0, 1});
+    ints(m, "axes1", 1, (int64_t[]){1});
+    node(m, "Add", "add", "a,b", "sum");
+    node(m, "Div", "div", "a,b", "quot"); /* division by 0: not computed */
+    node(m, "Sub", "sub", "b,a", "diff");
+    node(m, "Mul", "mul", "a,b", "prod");
+    joule_node *g = node(m, "Gather", "gather", "a,idx", "rows");
+    set_int(m, g, "axis", 0);
+    g = node(m, "Gather", "gather1", "a,idx", "cols");
+    set_int(m, g, "axis", 1);
+    node(m, "Where", "where", "cond,a,b", "sel");
+    node(m, "Equal", "eq", "a,b", "same");
+    joule_node *cat = node(m, "Concat", "cat", "a,a", "cat_out");
+    set_int(m, cat, "axis", 1);
+    joule_node *cast = node(m, "Cast", "cast", "a", "a32");
+    set_int(m, cast, "to", JOULE_I32);
+    joule_node *rp = node(m, "ReduceProd", "rprod", "a", "rp");
+    set_ints(m, rp, "axes", 1, (int64_t[]){1});
+    set_int(m, rp, "keepdims", 0);
+    node(m, "ReduceSum", "rsum", "a,axes1", "rs");
+    node(m, "Max", "max", "a,b", "mx");
+    ints(m, "st", 1, (int64_t[]){-1});
+    ints(m, "en", 1, (int64_t[]){-4});
+    ints(m, "sp", 1, (int64_t[]){-2});
+    node(m, "Slice", "slice", "a,st,en,axes1,sp", "sl");
+    node(m, "Flatten", "flat", "a", "fl");
+    init_tensor(m, "r0", JOULE_I64, 0, NULL, (int64_t[]){7});
+    init_tensor(m, "r1", JOULE_I64, 0, NULL, (int64_t[]){-2});
+    init_tensor(m, "r2", JOULE_I64, 0, NULL, (int64_t[]){-3});
+    node(m, "Range", "range", "r0,r1,r2", "rg");
+    node(m, "Neg", "neg", "b", "nb");
+
+    expect_i64(computed(m, "sum", 13), 6, (int64_t[]){11, 2, 0, 14, 5, 3});
+    expect_i64(computed(m, "diff", 13), 6, (int64_t[]){9, -2, -6, 6, -5, -9});
+    expect_i64(computed(m, "prod", 13), 6, (int64_t[]){10, 0, -9, 40, 0, -18});
+    expect_i64(computed(m, "rows", 13), 6, (int64_t[]){4, 5, 6, 1, 2, 3});
+    expect_i64(computed(m, "cols", 13), 4, (int64_t[]){3, 1, 6, 4});
+    expect_i64(computed(m, "sel", 13), 6, (int64_t[]){1, 0, 3, 4, 0, 6});
+    expect_i64(computed(m, "same", 13), 6, (int64_t[]){0, 0, 0, 0, 0, 0});
+    expect_i64(computed(m, "cat_out", 13), 12, (int64_t[]){1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5, 6});
+    expect_i64(computed(m, "a32", 13), 6, (int64_t[]){1, 2, 3, 4, 5, 6});
+    expect_i64(computed(m, "rp", 13), 2, (int64_t[]){6, 120});
+    expect_i64(computed(m, "rs", 13), 2, (int64_t[]){6, 15});
+    expect_i64(computed(m, "mx", 13), 6, (int64_t[]){10, 2, 3, 10, 5, 6});
+    expect_i64(computed(m, "sl", 13), 4, (int64_t[]){3, 1, 6, 4});
+    expect_i64(computed(m, "fl", 13), 6, (int64_t[]){1, 2, 3, 4, 5, 6});
+    expect_i64(computed(m, "rg", 13), 3, (int64_t[]){7, 4, 1});
+    expect_i64(computed(m, "nb", 13), 3, (int64_t[]){-10, 0, 3});
+    /* Div by zero is left to the kernel */
+    joule_error err = {{0}};
+    joule_value *q = joule_graph_find_value(m->graph, "quot");
+    joule_node *dn = joule_graph_producer(m->graph, q);
+    joule_infer_io in[2] = {{0}}, out[1] = {{0}};
+    joule_tensor *vals[1] = {NULL};
+    for (int i = 0; i < 2; i++) {
+        const joule_tensor *t = dn->inputs[i]->data;
+        in[i].present = true;
+        in[i].dtype = t->dtype;
+        in[i].value = t;
+        in[i].shape.rank = t->rank;
+        for (int k = 0; k < t->rank; k++)
+            in[i].shape.dims[k].size = t->dims[k];
+    }
+    out[0].present = true;
+    joule_infer_ctx c = {.node = dn, .opset = 13, .n_in = 2, .in = in, .n_out = 1, .out = out,
+                         .out_values = vals, .err = &err};
+    assert_joule_ok(joule_op_find("", "Div")->infer(&c), &err);
+    assert_null(vals[0]);
+    assert_string_equal(joule_dtype_name(out[0].dtype), "int64");
+    joule_model_free(m);
+}
+
 /* ---- NAME=DIMS ---- */
 
 static void test_parse_input_shape(void **state)
@@ -1091,6 +1231,7 @@ int main(void)
         cmocka_unit_test(test_resize),
         cmocka_unit_test(test_norm_quant_misc),
         cmocka_unit_test(test_unknown_op_and_constants),
+        cmocka_unit_test(test_computed_values),
         cmocka_unit_test(test_parse_input_shape),
         cmocka_unit_test(test_op_table),
         cmocka_unit_test(test_conformance),
