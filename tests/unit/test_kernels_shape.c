@@ -1286,9 +1286,9 @@ static void test_resize_reference(void **state)
         check_resize(&q, x, 4, dims, o10[i], s10[i], true, 1);
     }
     /* a large bilinear upsample split across threads */
-    float *big = malloc(1 * 8 * 40 * 50 * sizeof *big);
-    rfill_f32(&r, big, 8 * 40 * 50);
-    int64_t bd[4] = {1, 8, 40, 50}, bo[4] = {1, 8, 80, 100};
+    float *big = malloc(1 * 8 * 40 * 52 * sizeof *big);
+    rfill_f32(&r, big, 8 * 40 * 52);
+    int64_t bd[4] = {1, 8, 40, 52}, bo[4] = {1, 8, 80, 104}; /* above the parallel threshold */
     float bs[4] = {1, 1, 2, 2};
     rs_ref pb = {.mode = "linear", .ctm = "half_pixel", .opset = 13};
     check_resize(&pb, big, 4, bd, bo, bs, true, 4);
