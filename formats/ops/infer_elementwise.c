@@ -284,8 +284,8 @@ joule_status ji_where(joule_infer_ctx *c)
         ji_pv_free(&px);
         return JOULE_OK;
     }
-    int r1, rank;
-    int64_t d1[JOULE_MAX_RANK], dims[JOULE_MAX_RANK];
+    int r1 = 0, rank;
+    int64_t d1[JOULE_MAX_RANK] = {0}, dims[JOULE_MAX_RANK];
     bool ok = pv_bcast_dims(&px, &py, &r1, d1);
     ji_pv tmp = {.rank = r1};
     memcpy(tmp.dims, d1, sizeof d1);

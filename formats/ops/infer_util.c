@@ -274,7 +274,7 @@ bool ji_tensor_doubles(const joule_tensor *t, double *out, size_t max, size_t *c
         return false;
     if (is_int_dtype(t->dtype)) {
         for (size_t i = 0; i < t->count; i++) {
-            int64_t v;
+            int64_t v = 0;
             read_int(t, i, &v);
             out[i] = (double)v;
         }
