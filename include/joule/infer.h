@@ -21,7 +21,9 @@ typedef struct joule_input_shape {
 } joule_input_shape;
 
 /* Parses "NAME=1x3x224x224" (a dim may also be a symbol, "NAME=batchx3x224x224"). name is copied
- * into name_buf. */
+ * into name_buf. Dims may also be separated by commas ("NAME=1,3,224,224", for symbols that
+ * contain an x), and "?" is an unknown dim; symbols are stored in name_buf after the name, so
+ * out stays valid as long as name_buf does. */
 joule_status joule_parse_input_shape(const char *arg, char *name_buf, size_t name_size,
                                      joule_input_shape *out, joule_error *err);
 
