@@ -19,78 +19,78 @@ static float attr_f(const joule_node *node, const char *name, float dflt)
 
 /* ---- Relu (integers from opset 14) ---- */
 #define RELU_INT(P, dt, sfx, T, U)                                                                 \
-    static void P##_##sfx(EW_UN_ARGS)                                                              \
+    EW_ROW P##_##sfx(EW_UN_ARGS)                                                              \
     {                                                                                              \
         (void)p;                                                                                   \
         EW_MAP(T, T, x < 0 ? (T)0 : x);                                                            \
     }
 EW_SINTS(RELU_INT, relu)
-static void relu_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, x < 0 ? 0.0f : x); }
-static void relu_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, x < 0 ? 0.0 : x); }
+EW_ROW relu_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, x < 0 ? 0.0f : x); }
+EW_ROW relu_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, x < 0 ? 0.0 : x); }
 static const ew_spec relu_spec = {
     .name = "Relu", .un = {EW_SINTS(EW_ENTRY, relu) EW_FLOATS(EW_ENTRY, relu)},
     .half_via_f32 = true};
 EW_UNARY_KERNEL(relu, relu_spec)
 
 /* ---- float-only activations with attributes ---- */
-static void leaky_f32(EW_UN_ARGS)
+EW_ROW leaky_f32(EW_UN_ARGS)
 {
     const float a = p->alpha;
     EW_MAP(float, float, x < 0 ? a * x : x);
 }
-static void leaky_f64(EW_UN_ARGS)
+EW_ROW leaky_f64(EW_UN_ARGS)
 {
     const double a = p->alpha;
     EW_MAP(double, double, x < 0 ? a * x : x);
 }
-static void elu_f32(EW_UN_ARGS)
+EW_ROW elu_f32(EW_UN_ARGS)
 {
     const float a = p->alpha;
     EW_MAP(float, float, x < 0 ? a * ew_expm1f(x) : x);
 }
-static void elu_f64(EW_UN_ARGS)
+EW_ROW elu_f64(EW_UN_ARGS)
 {
     const double a = p->alpha;
     EW_MAP(double, double, x < 0 ? a * expm1(x) : x);
 }
-static void selu_f32(EW_UN_ARGS)
+EW_ROW selu_f32(EW_UN_ARGS)
 {
     const float a = p->alpha, g = p->gamma;
     EW_MAP(float, float, x > 0 ? g * x : g * (a * ew_expm1f(x)));
 }
-static void selu_f64(EW_UN_ARGS)
+EW_ROW selu_f64(EW_UN_ARGS)
 {
     const double a = p->alpha, g = p->gamma;
     EW_MAP(double, double, x > 0 ? g * x : g * (a * expm1(x)));
 }
 /* log(1 + e^x) = max(x, 0) + log1p(e^-|x|), exact for large |x| */
-static void softplus_f32(EW_UN_ARGS)
+EW_ROW softplus_f32(EW_UN_ARGS)
 {
     (void)p;
     EW_MAP(float, float, (x > 0 ? x : 0.0f) + log1pf(ew_expf(-ew_fm_abs(x))));
 }
-static void softplus_f64(EW_UN_ARGS)
+EW_ROW softplus_f64(EW_UN_ARGS)
 {
     (void)p;
     EW_MAP(double, double, (x > 0 ? x : 0.0) + log1p(exp(-fabs(x))));
 }
-static void hard_sigmoid_f32(EW_UN_ARGS)
+EW_ROW hard_sigmoid_f32(EW_UN_ARGS)
 {
     const float a = p->alpha, b = p->beta;
     EW_MAP(float, float, CLAMP(a * x + b, 0.0f, 1.0f));
 }
-static void hard_sigmoid_f64(EW_UN_ARGS)
+EW_ROW hard_sigmoid_f64(EW_UN_ARGS)
 {
     const double a = p->alpha, b = p->beta;
     EW_MAP(double, double, CLAMP(a * x + b, 0.0, 1.0));
 }
-static void hard_swish_f32(EW_UN_ARGS)
+EW_ROW hard_swish_f32(EW_UN_ARGS)
 {
     (void)p;
     const float a = 1.0f / 6.0f;
     EW_MAP(float, float, x * CLAMP(a * x + 0.5f, 0.0f, 1.0f));
 }
-static void hard_swish_f64(EW_UN_ARGS)
+EW_ROW hard_swish_f64(EW_UN_ARGS)
 {
     (void)p;
     const double a = 1.0 / 6.0;
@@ -99,7 +99,7 @@ static void hard_swish_f64(EW_UN_ARGS)
 /* Gelu: x/2 (1 + erf(x / sqrt 2)), or with the tanh approximation
  * x/2 (1 + tanh(y)) = x sigmoid(2y), y = sqrt(2/pi) (x + 0.044715 x^3), which avoids the
  * cancellation of 1 + tanh for negative x. */
-static void gelu_f32(EW_UN_ARGS)
+EW_ROW gelu_f32(EW_UN_ARGS)
 {
     if (p->flag) {
         const float k = 0.7978845608028654f * 2.0f, c = 0.044715f;
@@ -109,7 +109,7 @@ static void gelu_f32(EW_UN_ARGS)
         EW_MAP(float, float, 0.5f * x * ew_one_plus_erf(x * r));
     }
 }
-static void gelu_f64(EW_UN_ARGS)
+EW_ROW gelu_f64(EW_UN_ARGS)
 {
     if (p->flag) {
         const double k = 0.7978845608028654, c = 0.044715;
@@ -195,13 +195,13 @@ joule_status ew_gelu_run(const joule_kernel_ctx *c)
 
 /* ---- PRelu: slope broadcasts to X (unidirectional) ---- */
 #define PRELU_SINT(P, dt, sfx, T, U)                                                               \
-    static void P##_##sfx(EW_BIN_ARGS)                                                             \
+    EW_ROW P##_##sfx(EW_BIN_ARGS)                                                             \
     {                                                                                              \
         (void)p;                                                                                   \
         EW_ZIP(T, T, T, a < 0 ? (T)((U)a * (U)b) : a);                                             \
     }
 #define PRELU_UINT(P, dt, sfx, T, U)                                                               \
-    static void P##_##sfx(EW_BIN_ARGS)                                                             \
+    EW_ROW P##_##sfx(EW_BIN_ARGS)                                                             \
     {                                                                                              \
         (void)p;                                                                                   \
         (void)b_;                                                                                  \
@@ -215,8 +215,8 @@ PRELU_SINT(prelu, JOULE_I32, i32, int32_t, uint32_t)
 PRELU_SINT(prelu, JOULE_I64, i64, int64_t, uint64_t)
 PRELU_UINT(prelu, JOULE_U32, u32, uint32_t, uint32_t)
 PRELU_UINT(prelu, JOULE_U64, u64, uint64_t, uint64_t)
-static void prelu_f32(EW_BIN_ARGS) { (void)p; EW_ZIP(float, float, float, a < 0 ? a * b : a); }
-static void prelu_f64(EW_BIN_ARGS) { (void)p; EW_ZIP(double, double, double, a < 0 ? a * b : a); }
+EW_ROW prelu_f32(EW_BIN_ARGS) { (void)p; EW_ZIP(float, float, float, a < 0 ? a * b : a); }
+EW_ROW prelu_f64(EW_BIN_ARGS) { (void)p; EW_ZIP(double, double, double, a < 0 ? a * b : a); }
 
 static const ew_spec prelu_spec = {
     .name = "PRelu",
@@ -253,25 +253,25 @@ joule_status ew_prelu_run(const joule_kernel_ctx *c)
 
 /* ---- Clip ---- */
 #define CLIP_SINT(P, dt, sfx, T, U)                                                                \
-    static void P##_##sfx(EW_UN_ARGS)                                                              \
+    EW_ROW P##_##sfx(EW_UN_ARGS)                                                              \
     {                                                                                              \
         const int64_t lo = p->lo.i, hi = p->hi.i;                                                  \
         EW_MAP(T, T, (T)CLAMP(x, lo, hi));                                                         \
     }
 #define CLIP_UINT(P, dt, sfx, T, U)                                                                \
-    static void P##_##sfx(EW_UN_ARGS)                                                              \
+    EW_ROW P##_##sfx(EW_UN_ARGS)                                                              \
     {                                                                                              \
         const uint64_t lo = p->lo.u, hi = p->hi.u;                                                 \
         EW_MAP(T, T, (T)CLAMP(x, lo, hi));                                                         \
     }
 EW_SINTS(CLIP_SINT, clip)
 EW_UINTS(CLIP_UINT, clip)
-static void clip_f32(EW_UN_ARGS)
+EW_ROW clip_f32(EW_UN_ARGS)
 {
     const float lo = p->lo.f, hi = p->hi.f;
     EW_MAP(float, float, CLAMP(x, lo, hi));
 }
-static void clip_f64(EW_UN_ARGS)
+EW_ROW clip_f64(EW_UN_ARGS)
 {
     const double lo = p->lo.d, hi = p->hi.d;
     EW_MAP(double, double, CLAMP(x, lo, hi));

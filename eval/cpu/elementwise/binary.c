@@ -9,37 +9,37 @@
 
 /* ---- Add, Sub, Mul ---- */
 #define ADD_INT(P, dt, sfx, T, U)                                                                  \
-    static void P##_##sfx(EW_BIN_ARGS)                                                             \
+    EW_ROW P##_##sfx(EW_BIN_ARGS)                                                             \
     {                                                                                              \
         (void)p;                                                                                   \
         EW_ZIP(T, T, T, (T)((U)a + (U)b));                                                         \
     }
 #define SUB_INT(P, dt, sfx, T, U)                                                                  \
-    static void P##_##sfx(EW_BIN_ARGS)                                                             \
+    EW_ROW P##_##sfx(EW_BIN_ARGS)                                                             \
     {                                                                                              \
         (void)p;                                                                                   \
         EW_ZIP(T, T, T, (T)((U)a - (U)b));                                                         \
     }
 #define MUL_INT(P, dt, sfx, T, U)                                                                  \
-    static void P##_##sfx(EW_BIN_ARGS)                                                             \
+    EW_ROW P##_##sfx(EW_BIN_ARGS)                                                             \
     {                                                                                              \
         (void)p;                                                                                   \
         EW_ZIP(T, T, T, (T)((U)a * (U)b));                                                         \
     }
 #define DIV_SINT(P, dt, sfx, T, U)                                                                 \
-    static void P##_##sfx(EW_BIN_ARGS)                                                             \
+    EW_ROW P##_##sfx(EW_BIN_ARGS)                                                             \
     {                                                                                              \
         (void)p;                                                                                   \
         EW_ZIP(T, T, T, b == 0 ? (T)0 : b == -1 ? (T)((U)0 - (U)a) : (T)(a / b));                  \
     }
 #define DIV_UINT(P, dt, sfx, T, U)                                                                 \
-    static void P##_##sfx(EW_BIN_ARGS)                                                             \
+    EW_ROW P##_##sfx(EW_BIN_ARGS)                                                             \
     {                                                                                              \
         (void)p;                                                                                   \
         EW_ZIP(T, T, T, b == 0 ? (T)0 : (T)(a / b));                                               \
     }
 #define FLOAT_OP(P, dt, sfx, T, U, OP)                                                             \
-    static void P##_##sfx(EW_BIN_ARGS)                                                             \
+    EW_ROW P##_##sfx(EW_BIN_ARGS)                                                             \
     {                                                                                              \
         (void)p;                                                                                   \
         EW_ZIP(T, T, T, a OP b);                                                                   \
@@ -136,7 +136,7 @@ static int64_t trunc_sat(double v, double lo, double hi_excl, int64_t tmin, int6
     return (int64_t)v;
 }
 
-static void pow_f32(EW_BIN_ARGS)
+EW_ROW pow_f32(EW_BIN_ARGS)
 {
     float *o = o_;
     const float *as = a_;
@@ -167,7 +167,7 @@ static void pow_f32(EW_BIN_ARGS)
     }
 }
 
-static void pow_f64(EW_BIN_ARGS)
+EW_ROW pow_f64(EW_BIN_ARGS)
 {
     double *o = o_;
     const double *as = a_;
@@ -186,7 +186,7 @@ static void pow_f64(EW_BIN_ARGS)
 }
 
 #define POW_INT(P, dt, sfx, T, U, LO, HI, TMIN, TMAX)                                                          \
-    static void P##_##sfx(EW_BIN_ARGS)                                                             \
+    EW_ROW P##_##sfx(EW_BIN_ARGS)                                                             \
     {                                                                                              \
         T *o = o_;                                                                                 \
         const T *as = a_;                                                                          \

@@ -131,7 +131,7 @@ typedef void (*cast_fn)(void *dst, const void *src, size_t n);
 
 /* cast_<src>_<dst> */
 #define CAST_PAIR(S, dt, D, DT, TO)                                                                \
-    static void cast_##S##_##D(void *dst, const void *src, size_t n)                               \
+    EW_ROW cast_##S##_##D(void *dst, const void *src, size_t n)                               \
     {                                                                                              \
         const CT_##S *s = src;                                                                     \
         DT *d = dst;                                                                               \

@@ -5,7 +5,7 @@
 #include "ew.h"
 
 #define CMP_FN(P, dt, sfx, T, U, OP)                                                               \
-    static void P##_##sfx(EW_BIN_ARGS)                                                             \
+    EW_ROW P##_##sfx(EW_BIN_ARGS)                                                             \
     {                                                                                              \
         (void)p;                                                                                   \
         EW_ZIP(uint8_t, T, T, (uint8_t)(a OP b));                                                  \
@@ -22,7 +22,7 @@ EW_NUMS(GT_FN, greater)
 EW_NUMS(LE_FN, less_or_equal)
 EW_NUMS(GE_FN, greater_or_equal)
 
-static void equal_bool(EW_BIN_ARGS)
+EW_ROW equal_bool(EW_BIN_ARGS)
 {
     (void)p;
     EW_ZIP(uint8_t, uint8_t, uint8_t, (uint8_t)((a != 0) == (b != 0)));
@@ -49,18 +49,18 @@ EW_BINARY_KERNEL(less_or_equal, less_or_equal_spec)
 EW_BINARY_KERNEL(greater_or_equal, greater_or_equal_spec)
 
 /* ---- logic ---- */
-static void not_bool(EW_UN_ARGS) { (void)p; EW_MAP(uint8_t, uint8_t, (uint8_t)(x == 0)); }
-static void and_bool(EW_BIN_ARGS)
+EW_ROW not_bool(EW_UN_ARGS) { (void)p; EW_MAP(uint8_t, uint8_t, (uint8_t)(x == 0)); }
+EW_ROW and_bool(EW_BIN_ARGS)
 {
     (void)p;
     EW_ZIP(uint8_t, uint8_t, uint8_t, (uint8_t)((a != 0) & (b != 0)));
 }
-static void or_bool(EW_BIN_ARGS)
+EW_ROW or_bool(EW_BIN_ARGS)
 {
     (void)p;
     EW_ZIP(uint8_t, uint8_t, uint8_t, (uint8_t)((a != 0) | (b != 0)));
 }
-static void xor_bool(EW_BIN_ARGS)
+EW_ROW xor_bool(EW_BIN_ARGS)
 {
     (void)p;
     EW_ZIP(uint8_t, uint8_t, uint8_t, (uint8_t)((a != 0) ^ (b != 0)));

@@ -38,6 +38,17 @@
 #define EW_SIMD
 #endif
 
+/* Row functions are compiled for baseline x86-64, AVX2+FMA (x86-64-v3) and AVX-512 (x86-64-v4);
+ * the dynamic loader picks the best for the running CPU once (GCC target_clones through ifunc).
+ * ISO C mode keeps FP contraction off, so every version gives bit-identical results. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) &&           \
+    defined(__linux__)
+#define EW_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#else
+#define EW_CLONES
+#endif
+#define EW_ROW static EW_CLONES void
+
 /* Elements per float32 conversion block (stack buffers of this many floats). */
 #define EW_BLOCK 512
 

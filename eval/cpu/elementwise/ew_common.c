@@ -49,7 +49,7 @@ void ew_parallel(int threads, size_t n, size_t grain, ew_range_fn fn, void *arg)
     fn(arg, 0, n);
 }
 
-void ew_half_to_f32(joule_dtype t, float *dst, const void *src, size_t n)
+EW_CLONES void ew_half_to_f32(joule_dtype t, float *dst, const void *src, size_t n)
 {
     const uint16_t *s = src;
     if (t == JOULE_F16) {
@@ -61,7 +61,7 @@ void ew_half_to_f32(joule_dtype t, float *dst, const void *src, size_t n)
     }
 }
 
-void ew_f32_to_half(joule_dtype t, void *dst, const float *src, size_t n)
+EW_CLONES void ew_f32_to_half(joule_dtype t, void *dst, const float *src, size_t n)
 {
     uint16_t *d = dst;
     if (t == JOULE_F16) {

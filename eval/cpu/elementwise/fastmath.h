@@ -6,6 +6,7 @@
 #ifndef JOULE_EW_FASTMATH_H
 #define JOULE_EW_FASTMATH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -108,7 +109,8 @@ static inline float ew_erf_small(float x) /* |x| < EW_ERF_SPLIT */
     return x * p;
 }
 
-static inline float ew_erfc_mid(float ax) /* erfc(ax) for EW_ERF_SPLIT <= ax <= EW_ERF_ONE */
+/* Q(ax) = log erfc(ax) for EW_ERF_SPLIT <= ax <= EW_ERF_ONE */
+static inline float ew_log_erfc_mid(float ax)
 {
     float q = 1.6259830317721935e-6f;
     q = q * ax - 4.580452150548808e-5f;
@@ -119,7 +121,7 @@ static inline float ew_erfc_mid(float ax) /* erfc(ax) for EW_ERF_SPLIT <= ax <= 
     q = q * ax - 6.319154500961304e-1f;
     q = q * ax - 1.1301766633987427f;
     q = q * ax + 3.0506376060657203e-4f;
-    return ew_expf(q);
+    return q;
 }
 
 static inline float ew_erff(float x)
@@ -127,7 +129,7 @@ static inline float ew_erff(float x)
     float ax = ew_fm_abs(x);
     float small = ew_erf_small(x);
     float c = ax > EW_ERF_ONE ? EW_ERF_ONE : ax;
-    float big = ax >= EW_ERF_ONE ? 1.0f : 1.0f - ew_erfc_mid(c);
+    float big = ax >= EW_ERF_ONE ? 1.0f : 1.0f - ew_expf(ew_log_erfc_mid(c));
     float r = ax < EW_ERF_SPLIT ? small : ew_fm_copysign(big, x);
     return x != x ? x : r;
 }
@@ -139,12 +141,13 @@ static inline float ew_one_plus_erf(float x)
     float ax = ew_fm_abs(x);
     float small = 1.0f + ew_erf_small(x);
     float c = ax > EW_ERF_ONE ? EW_ERF_ONE : ax;
-    float mid = ew_erfc_mid(c);
     float w = ax < 13.0f ? ax : 13.0f; /* erfc(13) underflows */
+    bool mid = ax < EW_ERF_ONE;
+    /* one exp serves both ranges: e^Q(|x|) in the middle, e^-x^2 in the tail */
+    float e = ew_expf(mid ? ew_log_erfc_mid(c) : -w * w);
     float iz2 = 1.0f / (w * w);
     float series = 1.0f + iz2 * (-0.5f + iz2 * (0.75f + iz2 * -1.875f));
-    float tail = ew_expf(-w * w) * (0.56418958354775628f / w) * series;
-    float erfc_ax = ax < EW_ERF_ONE ? mid : tail;
+    float erfc_ax = mid ? e : e * (0.56418958354775628f / w) * series;
     float big = x < 0 ? erfc_ax : 2.0f - erfc_ax;
     float r = ax < EW_ERF_SPLIT ? small : big;
     return x != x ? x : r;

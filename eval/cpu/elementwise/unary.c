@@ -36,14 +36,14 @@ static inline float ceilf_fast(float x)
 }
 
 /* ---- Sqrt, Exp, Log, Reciprocal ---- */
-static void sqrt_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, sqrtf(x)); }
-static void sqrt_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, sqrt(x)); }
-static void exp_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, ew_expf(x)); }
-static void exp_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, exp(x)); }
-static void log_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, logf(x)); }
-static void log_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, log(x)); }
-static void reciprocal_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, 1.0f / x); }
-static void reciprocal_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, 1.0 / x); }
+EW_ROW sqrt_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, sqrtf(x)); }
+EW_ROW sqrt_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, sqrt(x)); }
+EW_ROW exp_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, ew_expf(x)); }
+EW_ROW exp_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, exp(x)); }
+EW_ROW log_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, logf(x)); }
+EW_ROW log_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, log(x)); }
+EW_ROW reciprocal_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, 1.0f / x); }
+EW_ROW reciprocal_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, 1.0 / x); }
 
 static const ew_spec sqrt_spec = {
     .name = "Sqrt", .un = {[JOULE_F32] = sqrt_f32, [JOULE_F64] = sqrt_f64},
@@ -63,12 +63,12 @@ EW_UNARY_KERNEL(log, log_spec)
 EW_UNARY_KERNEL(reciprocal, reciprocal_spec)
 
 /* ---- Floor, Ceil, Round (half to even) ---- */
-static void floor_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, floorf_fast(x)); }
-static void floor_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, floor(x)); }
-static void ceil_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, ceilf_fast(x)); }
-static void ceil_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, ceil(x)); }
-static void round_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, round_even_f32(x)); }
-static void round_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, round_even_f64(x)); }
+EW_ROW floor_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, floorf_fast(x)); }
+EW_ROW floor_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, floor(x)); }
+EW_ROW ceil_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, ceilf_fast(x)); }
+EW_ROW ceil_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, ceil(x)); }
+EW_ROW round_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, round_even_f32(x)); }
+EW_ROW round_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, round_even_f64(x)); }
 
 static const ew_spec floor_spec = {
     .name = "Floor", .un = {[JOULE_F32] = floor_f32, [JOULE_F64] = floor_f64},
@@ -84,37 +84,37 @@ EW_UNARY_KERNEL(round, round_spec)
 
 /* ---- Neg, Abs, Sign (integers wrap like two's complement: -INT_MIN == INT_MIN) ---- */
 #define NEG_INT(P, dt, sfx, T, U)                                                                  \
-    static void P##_##sfx(EW_UN_ARGS)                                                              \
+    EW_ROW P##_##sfx(EW_UN_ARGS)                                                              \
     {                                                                                              \
         (void)p;                                                                                   \
         EW_MAP(T, T, (T)((U)0 - (U)x));                                                            \
     }
 #define ABS_SINT(P, dt, sfx, T, U)                                                                 \
-    static void P##_##sfx(EW_UN_ARGS)                                                              \
+    EW_ROW P##_##sfx(EW_UN_ARGS)                                                              \
     {                                                                                              \
         (void)p;                                                                                   \
         EW_MAP(T, T, (T)(x < 0 ? (U)0 - (U)x : (U)x));                                             \
     }
 #define COPY_UINT(P, dt, sfx, T, U)                                                                \
-    static void P##_##sfx(EW_UN_ARGS)                                                              \
+    EW_ROW P##_##sfx(EW_UN_ARGS)                                                              \
     {                                                                                              \
         (void)p;                                                                                   \
         EW_MAP(T, T, x);                                                                           \
     }
 #define SIGN_INT(P, dt, sfx, T, U)                                                                 \
-    static void P##_##sfx(EW_UN_ARGS)                                                              \
+    EW_ROW P##_##sfx(EW_UN_ARGS)                                                              \
     {                                                                                              \
         (void)p;                                                                                   \
         EW_MAP(T, T, (T)((x > 0) - (x < 0)));                                                      \
     }
 #define SIGN_UINT(P, dt, sfx, T, U)                                                                \
-    static void P##_##sfx(EW_UN_ARGS)                                                              \
+    EW_ROW P##_##sfx(EW_UN_ARGS)                                                              \
     {                                                                                              \
         (void)p;                                                                                   \
         EW_MAP(T, T, (T)(x != 0));                                                                 \
     }
 #define ERF_INT(P, dt, sfx, T, U)                                                                  \
-    static void P##_##sfx(EW_UN_ARGS)                                                              \
+    EW_ROW P##_##sfx(EW_UN_ARGS)                                                              \
     {                                                                                              \
         (void)p;                                                                                   \
         EW_MAP(T, T, (T)erf((double)x)); /* -1, 0 or 1, truncated like a Cast */                   \
@@ -127,12 +127,12 @@ EW_SINTS(SIGN_INT, sign)
 EW_UINTS(SIGN_UINT, sign)
 EW_INTS(ERF_INT, erf)
 
-static void neg_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, -x); }
-static void neg_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, -x); }
-static void abs_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, ew_fm_abs(x)); }
-static void abs_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, fabs(x)); }
-static void sign_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, x > 0 ? 1.0f : x < 0 ? -1.0f : x); }
-static void sign_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, x > 0 ? 1.0 : x < 0 ? -1.0 : x); }
+EW_ROW neg_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, -x); }
+EW_ROW neg_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, -x); }
+EW_ROW abs_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, ew_fm_abs(x)); }
+EW_ROW abs_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, fabs(x)); }
+EW_ROW sign_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, x > 0 ? 1.0f : x < 0 ? -1.0f : x); }
+EW_ROW sign_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, x > 0 ? 1.0 : x < 0 ? -1.0 : x); }
 
 static const ew_spec neg_spec = {
     .name = "Neg",
@@ -151,16 +151,16 @@ EW_UNARY_KERNEL(abs, abs_spec)
 EW_UNARY_KERNEL(sign, sign_spec)
 
 /* ---- Erf, Tanh, Sigmoid, Sin, Cos ---- */
-static void erf_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, ew_erff(x)); }
-static void erf_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, erf(x)); }
-static void tanh_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, ew_tanhf(x)); }
-static void tanh_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, tanh(x)); }
-static void sigmoid_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, ew_sigmoidf(x)); }
-static void sigmoid_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, 1.0 / (1.0 + exp(-x))); }
-static void sin_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, sinf(x)); }
-static void sin_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, sin(x)); }
-static void cos_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, cosf(x)); }
-static void cos_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, cos(x)); }
+EW_ROW erf_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, ew_erff(x)); }
+EW_ROW erf_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, erf(x)); }
+EW_ROW tanh_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, ew_tanhf(x)); }
+EW_ROW tanh_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, tanh(x)); }
+EW_ROW sigmoid_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, ew_sigmoidf(x)); }
+EW_ROW sigmoid_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, 1.0 / (1.0 + exp(-x))); }
+EW_ROW sin_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, sinf(x)); }
+EW_ROW sin_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, sin(x)); }
+EW_ROW cos_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, cosf(x)); }
+EW_ROW cos_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, cos(x)); }
 
 static const ew_spec erf_spec = {
     .name = "Erf",

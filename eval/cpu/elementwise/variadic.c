@@ -9,7 +9,7 @@
 
 /* ---- row functions ---- */
 #define MINMAX_INT(P, dt, sfx, T, U, OP)                                                           \
-    static void P##_##sfx(EW_BIN_ARGS)                                                             \
+    EW_ROW P##_##sfx(EW_BIN_ARGS)                                                             \
     {                                                                                              \
         (void)p;                                                                                   \
         EW_ZIP(T, T, T, a OP b ? a : b);                                                           \
@@ -19,18 +19,18 @@
 EW_INTS(MIN_INT, min)
 EW_INTS(MAX_INT, max)
 /* a nan in either operand gives nan */
-static void min_f32(EW_BIN_ARGS) { (void)p; EW_ZIP(float, float, float, a < b || a != a ? a : b); }
-static void min_f64(EW_BIN_ARGS) { (void)p; EW_ZIP(double, double, double, a < b || a != a ? a : b); }
-static void max_f32(EW_BIN_ARGS) { (void)p; EW_ZIP(float, float, float, a > b || a != a ? a : b); }
-static void max_f64(EW_BIN_ARGS) { (void)p; EW_ZIP(double, double, double, a > b || a != a ? a : b); }
-static void sum_f32(EW_BIN_ARGS) { (void)p; EW_ZIP(float, float, float, a + b); }
-static void sum_f64(EW_BIN_ARGS) { (void)p; EW_ZIP(double, double, double, a + b); }
-static void div_f32(EW_UN_ARGS)
+EW_ROW min_f32(EW_BIN_ARGS) { (void)p; EW_ZIP(float, float, float, a < b || a != a ? a : b); }
+EW_ROW min_f64(EW_BIN_ARGS) { (void)p; EW_ZIP(double, double, double, a < b || a != a ? a : b); }
+EW_ROW max_f32(EW_BIN_ARGS) { (void)p; EW_ZIP(float, float, float, a > b || a != a ? a : b); }
+EW_ROW max_f64(EW_BIN_ARGS) { (void)p; EW_ZIP(double, double, double, a > b || a != a ? a : b); }
+EW_ROW sum_f32(EW_BIN_ARGS) { (void)p; EW_ZIP(float, float, float, a + b); }
+EW_ROW sum_f64(EW_BIN_ARGS) { (void)p; EW_ZIP(double, double, double, a + b); }
+EW_ROW div_f32(EW_UN_ARGS)
 {
     const float d = p->alpha;
     EW_MAP(float, float, x / d);
 }
-static void div_f64(EW_UN_ARGS)
+EW_ROW div_f64(EW_UN_ARGS)
 {
     const double d = p->alpha;
     EW_MAP(double, double, x / d);

@@ -9,7 +9,7 @@ typedef struct w128 {
 } w128;
 
 #define WHERE_ROW(T)                                                                               \
-    static void where_##T(void *o_, const uint8_t *c, const void *x_, const void *y_, size_t n,   \
+    EW_ROW where_##T(void *o_, const uint8_t *c, const void *x_, const void *y_, size_t n,   \
                           int sc, int sx, int sy)                                                  \
     {                                                                                              \
         T *o = o_;                                                                                 \
