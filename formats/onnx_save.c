@@ -161,6 +161,59 @@ static Onnx__TensorProto *tensor_proto(save_ctx *c, const joule_tensor *t, const
     return tp;
 }
 
+/* A SparseTensorProto (COO: values [NNZ], int64 linear indices [NNZ], ascending) for dense t,
+ * for an initializer a pass marked JOULE_VALUE_SPARSE. Elements whose bytes are all zero are left
+ * out (so -0.0 is kept as a value: lossless). NULL when t's dtype has no fixed byte size; the
+ * caller then writes it dense (or stops when c->failed). */
+static Onnx__SparseTensorProto *sparse_proto(save_ctx *c, const joule_tensor *t, const char *name)
+{
+    unsigned bits = joule_dtype_info(t->dtype)->bits;
+    if (t->dtype == JOULE_STRING || bits == 0 || bits % 8 || bits > 128 || t->rank < 1 || !name)
+        return NULL;
+    static const uint8_t zero[16];
+    size_t es = bits / 8, nnz = 0;
+    const uint8_t *src = t->data;
+    for (size_t i = 0; i < t->count; i++)
+        nnz += memcmp(src + i * es, zero, es) != 0;
+    Onnx__SparseTensorProto *sp = tmp_alloc(c, sizeof *sp);
+    Onnx__TensorProto *vals = tmp_alloc(c, sizeof *vals), *idx = tmp_alloc(c, sizeof *idx);
+    int64_t *nnz_dim = tmp_alloc(c, sizeof *nnz_dim);
+    uint8_t *vdata = tmp_alloc(c, nnz * es);
+    int64_t *idata = tmp_alloc(c, nnz * sizeof *idata);
+    if (!sp || !vals || !idx || !nnz_dim || !vdata || !idata)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < t->count; i++)
+        if (memcmp(src + i * es, zero, es) != 0) {
+            memcpy(vdata + o * es, src + i * es, es);
+            idata[o++] = (int64_t)i;
+        }
+    *nnz_dim = (int64_t)nnz;
+    onnx__tensor_proto__init(vals);
+    vals->name = (char *)name;
+    vals->has_data_type = 1;
+    vals->data_type = (int32_t)t->dtype;
+    vals->n_dims = 1;
+    vals->dims = nnz_dim;
+    vals->has_raw_data = 1;
+    vals->raw_data.len = nnz * es;
+    vals->raw_data.data = vdata;
+    onnx__tensor_proto__init(idx);
+    idx->has_data_type = 1;
+    idx->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+    idx->n_dims = 1;
+    idx->dims = nnz_dim;
+    idx->has_raw_data = 1;
+    idx->raw_data.len = nnz * sizeof *idata;
+    idx->raw_data.data = (uint8_t *)idata;
+    onnx__sparse_tensor_proto__init(sp);
+    sp->values = vals;
+    sp->indices = idx;
+    sp->n_dims = (size_t)t->rank;
+    sp->dims = (int64_t *)t->dims;
+    return sp;
+}
+
 static Onnx__AttributeProto *attr_proto(save_ctx *c, const joule_attr *a)
 {
     if (a->origin)
@@ -350,9 +403,12 @@ static Onnx__GraphProto *graph_proto(save_ctx *c, const joule_graph *g)
         const joule_tensor *t = v->data;
         if (!t)
             continue;
+        Onnx__SparseTensorProto *sp = NULL;
         if ((v->flags & JOULE_VALUE_SPARSE) && t->origin && !is_tensor_proto(t->origin))
             sparse[ns++] = (Onnx__SparseTensorProto *)t->origin;
-        else
+        else if ((v->flags & JOULE_VALUE_SPARSE) && (sp = sparse_proto(c, t, v->name)))
+            sparse[ns++] = sp; /* marked sparse by a pass, or a loaded one whose data changed */
+        else if (!c->failed)
             inits[ni++] = tensor_proto(c, t, v->name);
     }
     gp->n_initializer = ni;

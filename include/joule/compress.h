@@ -47,6 +47,26 @@ joule_status joule_report_add(joule_report *r, const joule_layer_change *row, jo
 /* The report as a JSON array (malloc'd string). */
 joule_status joule_report_json(const joule_report *r, char **out, joule_error *err);
 
+/* ---- cleanup ---- */
+
+/* What the cleanup pass does; joule_cleanup_defaults turns everything on. */
+typedef struct joule_cleanup_options {
+    bool fold_batchnorm;  /* BatchNormalization into the Conv/Gemm before it (sole reader) */
+    bool fold_constants;  /* Constant nodes become initializers; nodes whose inputs are all
+                             constant are evaluated once (reference kernels) and replaced */
+    bool remove_identity; /* Identity and inference-mode Dropout (graph output names kept) */
+    bool dedup;           /* initializers equal in dtype, dims and bytes become one */
+    bool remove_dead;     /* nodes nothing reads, then values and initializers nothing uses */
+} joule_cleanup_options;
+
+void joule_cleanup_defaults(joule_cleanup_options *o);
+
+/* Runs the cleanup steps on m in place, adding a row per change (and per thing left alone, with
+ * why). Graphs with subgraph attributes (If/Loop/Scan) are left alone: their bodies may read
+ * outer values by name, which the IR does not see. */
+joule_status joule_cleanup(joule_model *m, const joule_cleanup_options *opt, joule_report *r,
+                           joule_error *err);
+
 #ifdef __cplusplus
 }
 #endif

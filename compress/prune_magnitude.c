@@ -1,0 +1,475 @@
+/* compress/prune_magnitude.c: unstructured magnitude pruning (a target per layer, or one threshold
+ * over all layers) and N:M semi-structured pruning along the reduction axis. The k smallest
+ * magnitudes are found by selection (4 bytes per weight of scratch, no sort of index pairs), and
+ * ties at the threshold go to the lowest indices first, so exactly round(sparsity * n) weights end
+ * zero and every run gives the same result. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compress/compress_internal.h"
+#include "joule/prune.h"
+
+#define PASS "prune"
+
+void joule_prune_defaults(joule_prune_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->sparsity = -1;
+    o->scope = JOULE_PRUNE_SCOPE_LAYER;
+}
+
+joule_status joule_parse_pattern(const char *s, int *n, int *m, joule_error *err)
+{
+    *n = *m = 0;
+    if (!s)
+        return joule_fail(err, JOULE_ERR_INVALID, "pattern: missing");
+    char *end;
+    errno = 0;
+    long a = strtol(s, &end, 10);
+    if (end == s || *end != ':' || errno || a < 1 || s[0] == '+' || s[0] == ' ')
+        return joule_fail(err, JOULE_ERR_INVALID, "pattern '%s': expected N:M, e.g. 2:4", s);
+    const char *p = end + 1;
+    long b = strtol(p, &end, 10);
+    if (end == p || *end || errno || p[0] == '+' || p[0] == ' ' || p[0] == '-')
+        return joule_fail(err, JOULE_ERR_INVALID, "pattern '%s': expected N:M, e.g. 2:4", s);
+    if (b > 256)
+        return joule_fail(err, JOULE_ERR_INVALID, "pattern '%s': M is at most 256", s);
+    if (a >= b)
+        return joule_fail(err, JOULE_ERR_INVALID,
+                          "pattern '%s': N must be less than M (N non-zeros in every M)", s);
+    *n = (int)a;
+    *m = (int)b;
+    return JOULE_OK;
+}
+
+/* |w[i]| as float, NaN as +inf (never pruned first). */
+static float magnitude(const joule_tensor *t, size_t i)
+{
+    float v = t->dtype == JOULE_F32 ? ((const float *)t->data)[i]
+                                     : joule_dtype_info(t->dtype)->to_f32(t->data, i);
+    v = fabsf(v);
+    return isnan(v) ? INFINITY : v;
+}
+
+static void set_zero(joule_tensor *t, void *data, size_t i)
+{
+    if (t->dtype == JOULE_F32)
+        ((float *)data)[i] = 0.0f;
+    else
+        joule_dtype_info(t->dtype)->from_f32(data, i, 0.0f);
+}
+
+/* The k-th smallest (0-based) of a[0..n), rearranging a: quickselect with a median-of-three
+ * pivot and a three-way partition, so runs of equal values (zeros) cost one pass. */
+static float select_kth(float *a, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n; /* the answer is in [lo, hi) */
+    while (hi - lo > 1) {
+        float x = a[lo], y = a[lo + (hi - lo) / 2], z = a[hi - 1];
+        float p = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        size_t lt = lo, i = lo, gt = hi;
+        while (i < gt) {
+            float v = a[i];
+            if (v < p) {
+                a[i++] = a[lt];
+                a[lt++] = v;
+            } else if (v > p) {
+                a[i] = a[--gt];
+                a[gt] = v;
+            } else {
+                i++;
+            }
+        }
+        if (k < lt)
+            hi = lt;
+        else if (k >= gt)
+            lo = gt;
+        else
+            return p;
+    }
+    return a[k];
+}
+
+typedef enum { MODE_SKIP, MODE_LAYER, MODE_GLOBAL, MODE_NM } layer_mode;
+
+typedef struct layer {
+    joule_node *node;
+    joule_value *w;
+    layer_mode mode;
+    double target;
+    /* N:M geometry: line r, position k -> element base(r) + k * kstride, where
+     * base(r) = (r / per_batch) * batch_stride + (r % per_batch) * line_stride */
+    size_t lines, k_len, kstride, per_batch, batch_stride, line_stride;
+    uint64_t zeros_before;
+    char how[96];
+} layer;
+
+/* N:M geometry for the weight of n; false (with why) when it has none. */
+static bool nm_geometry(const joule_node *n, const joule_tensor *t, layer *L, char *why,
+                        size_t why_size)
+{
+    const char *op = n->op_type;
+    if (strcmp(op, "Conv") == 0 && t->rank >= 2) {
+        L->lines = (size_t)t->dims[0];
+        L->k_len = t->count / (L->lines ? L->lines : 1);
+        L->kstride = 1;
+        L->per_batch = L->lines;
+        L->line_stride = L->k_len;
+        L->batch_stride = 0;
+        return true;
+    }
+    if (strcmp(op, "Gemm") == 0 && t->rank == 2) {
+        bool tb = joule_attr_int(n, "transB", 0) != 0;
+        size_t K = (size_t)t->dims[tb ? 1 : 0], N = (size_t)t->dims[tb ? 0 : 1];
+        L->lines = N;
+        L->k_len = K;
+        L->kstride = tb ? 1 : N;
+        L->per_batch = N;
+        L->line_stride = tb ? K : 1;
+        L->batch_stride = 0;
+        return true;
+    }
+    if (strcmp(op, "MatMul") == 0 && t->rank >= 1) {
+        if (t->rank == 1) {
+            L->lines = 1;
+            L->k_len = t->count;
+            L->kstride = 1;
+            L->per_batch = 1;
+            L->line_stride = 0;
+            L->batch_stride = 0;
+            return true;
+        }
+        size_t K = (size_t)t->dims[t->rank - 2], N = (size_t)t->dims[t->rank - 1];
+        size_t batches = K && N ? t->count / (K * N) : 0;
+        L->lines = batches * N;
+        L->k_len = K;
+        L->kstride = N;
+        L->per_batch = N;
+        L->line_stride = 1;
+        L->batch_stride = K * N;
+        return true;
+    }
+    snprintf(why, why_size, "N:M is defined for Conv, Gemm and MatMul weights, not %s", op);
+    return false;
+}
+
+/* Keeps the N largest of every M consecutive along the reduction axis. */
+static void prune_nm(layer *L, joule_tensor *t, void *data, int N, int M)
+{
+    size_t idx[256];
+    float mag[256];
+    for (size_t r = 0; r < L->lines; r++) {
+        size_t base = (r / L->per_batch) * L->batch_stride + (r % L->per_batch) * L->line_stride;
+        for (size_t g0 = 0; g0 + (size_t)M <= L->k_len; g0 += (size_t)M) {
+            for (int j = 0; j < M; j++) {
+                idx[j] = base + (g0 + (size_t)j) * L->kstride;
+                mag[j] = magnitude(t, idx[j]);
+            }
+            /* zero the M-N smallest; among equals the lower index goes first */
+            for (int z = 0; z < M - N; z++) {
+                int best = -1;
+                for (int j = 0; j < M; j++) {
+                    if (mag[j] < 0)
+                        continue;
+                    if (best < 0 || mag[j] < mag[best])
+                        best = j;
+                }
+                set_zero(t, data, idx[best]);
+                mag[best] = -1; /* taken */
+            }
+        }
+    }
+}
+
+/* Zeroes the k smallest magnitudes over layers[0..n) (one pool), ties by layer order then index.
+ * *threshold receives the magnitude at the cut. */
+static joule_status prune_pool(layer **ls, size_t n, uint64_t k, float *threshold, joule_error *err)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += ls[i]->w->data->count;
+    *threshold = 0;
+    if (k == 0 || total == 0)
+        return JOULE_OK;
+    if (total > SIZE_MAX / sizeof(float))
+        return joule_fail(err, JOULE_ERR_NOMEM, "prune: %zu weights are too many", total);
+    float *mags = malloc(total * sizeof *mags);
+    if (!mags)
+        return joule_fail(err, JOULE_ERR_NOMEM, "prune: out of memory for %zu magnitudes", total);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        const joule_tensor *t = ls[i]->w->data;
+        for (size_t e = 0; e < t->count; e++)
+            mags[o++] = magnitude(t, e);
+    }
+    float thr = select_kth(mags, total, (size_t)(k - 1));
+    free(mags);
+    /* everything below thr goes; of those equal to thr, the first `quota` */
+    uint64_t below = 0;
+    for (size_t i = 0; i < n; i++) {
+        const joule_tensor *t = ls[i]->w->data;
+        for (size_t e = 0; e < t->count; e++)
+            below += magnitude(t, e) < thr;
+    }
+    uint64_t quota = k - below;
+    for (size_t i = 0; i < n; i++) {
+        joule_tensor *t = ls[i]->w->data;
+        void *data = joule_tensor_mutable_data(t);
+        if (!data && t->nbytes)
+            return joule_fail(err, JOULE_ERR_NOMEM, "prune: out of memory copying '%s'",
+                              ls[i]->w->name);
+        for (size_t e = 0; e < t->count; e++) {
+            float a = magnitude(t, e);
+            if (a < thr || (a == thr && quota > 0)) {
+                if (a == thr)
+                    quota--;
+                set_zero(t, data, e);
+            }
+        }
+    }
+    *threshold = thr;
+    return JOULE_OK;
+}
+
+static bool skipped(const joule_prune_options *o, const char *node, const char *weight)
+{
+    for (size_t i = 0; i < o->n_skip; i++)
+        if (cz_glob(o->skip[i], node) || cz_glob(o->skip[i], weight))
+            return true;
+    return false;
+}
+
+static const joule_prune_override *find_override(const joule_prune_options *o, const char *node,
+                                                 const char *weight, const char *op)
+{
+    for (size_t i = 0; i < o->n_overrides; i++) {
+        const joule_prune_override *v = &o->overrides[i];
+        if (!v->match && !v->op_type)
+            continue;
+        if (v->match && !cz_glob(v->match, node) && !cz_glob(v->match, weight))
+            continue;
+        if (v->op_type && strcmp(v->op_type, op) != 0)
+            continue;
+        return v;
+    }
+    return NULL;
+}
+
+static joule_status check_options(const joule_prune_options *o, joule_error *err)
+{
+    if (isnan(o->sparsity) || o->sparsity >= 1.0)
+        return joule_fail(err, JOULE_ERR_INVALID, "prune: sparsity %g is outside [0, 1)",
+                          o->sparsity);
+    if (o->pattern_m || o->pattern_n)
+        if (o->pattern_n < 1 || o->pattern_n >= o->pattern_m || o->pattern_m > 256)
+            return joule_fail(err, JOULE_ERR_INVALID, "prune: pattern %d:%d needs 1 <= N < M <= 256",
+                              o->pattern_n, o->pattern_m);
+    if (o->sparsity < 0 && !o->pattern_m && !o->n_overrides)
+        return joule_fail(err, JOULE_ERR_INVALID,
+                          "prune: give a sparsity, an N:M pattern or per-layer overrides");
+    for (size_t i = 0; i < o->n_overrides; i++)
+        if (!(o->overrides[i].sparsity >= 0 && o->overrides[i].sparsity < 1))
+            return joule_fail(err, JOULE_ERR_INVALID,
+                              "prune: override %zu: sparsity %g is outside [0, 1)", i,
+                              o->overrides[i].sparsity);
+    return JOULE_OK;
+}
+
+/* Whether every reader of w reads it as the weight of a weighted op. */
+static bool only_weight_reads(const joule_graph *g, const joule_value *w)
+{
+    size_t as_weight = 0;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        int wi = cz_weight_input(g->nodes[i]);
+        if (wi >= 0 && g->nodes[i]->inputs[wi] == w)
+            as_weight++;
+    }
+    return as_weight == cz_uses(g, w);
+}
+
+static joule_status collect(joule_graph *g, const joule_prune_options *o, layer **out, size_t *n_out,
+                            joule_report *r, joule_error *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    /* weights held by Constant nodes become initializers first, so the node order (and the
+     * labels of unnamed nodes) no longer change below */
+    joule_status st = JOULE_OK;
+    for (size_t i = 0; i < g->n_nodes && !st; i++) {
+        joule_node *nd = g->nodes[i];
+        int wi = cz_weight_input(nd);
+        joule_value *w = wi >= 0 ? nd->inputs[wi] : NULL;
+        if (w && !w->data && cz_const(g, w) && cz_float_dtype(cz_const(g, w)->dtype) &&
+            !(w->flags & JOULE_VALUE_OUTPUT)) {
+            if ((st = cz_materialize(g, w, err)))
+                return st;
+            i = (size_t)-1; /* the order changed: start over */
+        }
+    }
+    layer *ls = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *ls);
+    if (!ls)
+        return joule_fail(err, JOULE_ERR_NOMEM, "prune: out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < g->n_nodes && !st; i++) {
+        joule_node *nd = g->nodes[i];
+        int wi = cz_weight_input(nd);
+        if (wi < 0)
+            continue;
+        joule_value *w = nd->inputs[wi];
+        char lb[160];
+        const char *label = cz_label(g, nd, lb, sizeof lb);
+        if (!w)
+            continue;
+        const joule_tensor *ct = cz_const(g, w);
+        if (!ct) {
+            st = cz_note(r, PASS, g, nd, w->name, err, "left alone: weight is computed, not a constant");
+            continue;
+        }
+        if (!cz_float_dtype(ct->dtype)) {
+            st = cz_note(r, PASS, g, nd, w->name, err, "left alone: weight dtype %s is not float",
+                         joule_dtype_name(ct->dtype));
+            continue;
+        }
+        bool seen = false;
+        for (size_t j = 0; j < n; j++)
+            seen |= ls[j].w == w;
+        if (seen) {
+            st = cz_note(r, PASS, g, nd, w->name, err, "weight shared with an earlier layer, pruned there");
+            continue;
+        }
+        if (skipped(o, label, w->name)) {
+            st = cz_note(r, PASS, g, nd, w->name, err, "left alone: on the skip list");
+            continue;
+        }
+        if (ct->count < o->min_params) {
+            st = cz_note(r, PASS, g, nd, w->name, err,
+                         "left alone: %zu weights, fewer than the minimum %llu", ct->count,
+                         (unsigned long long)o->min_params);
+            continue;
+        }
+        if (!only_weight_reads(g, w)) {
+            st = cz_note(r, PASS, g, nd, w->name, err,
+                         "left alone: the tensor is also read as something other than a weight");
+            continue;
+        }
+        if (!w->data) {
+            st = cz_note(r, PASS, g, nd, w->name, err, "left alone: the Constant is a graph output");
+            continue;
+        }
+        layer *L = &ls[n];
+        L->node = nd;
+        L->w = w;
+        L->zeros_before = cz_zeros(w->data);
+        const joule_prune_override *ov = find_override(o, label, w->name, nd->op_type);
+        char why[128] = "";
+        if (ov) {
+            L->mode = MODE_LAYER;
+            L->target = ov->sparsity;
+            snprintf(L->how, sizeof L->how, "unstructured %.4g (override %s%s%s)", ov->sparsity,
+                     ov->match ? ov->match : "", ov->match && ov->op_type ? " " : "",
+                     ov->op_type ? ov->op_type : "");
+        } else if (o->pattern_m && nm_geometry(nd, w->data, L, why, sizeof why) &&
+                   L->k_len % (size_t)o->pattern_m == 0) {
+            L->mode = MODE_NM;
+            snprintf(L->how, sizeof L->how, "%d:%d along a reduction axis of %zu", o->pattern_n,
+                     o->pattern_m, L->k_len);
+        } else if (o->sparsity >= 0) {
+            L->mode = o->scope == JOULE_PRUNE_SCOPE_GLOBAL ? MODE_GLOBAL : MODE_LAYER;
+            L->target = o->sparsity;
+            if (o->pattern_m && !why[0])
+                snprintf(why, sizeof why, "reduction length %zu is not a multiple of %d",
+                         L->k_len, o->pattern_m);
+            snprintf(L->how, sizeof L->how, "unstructured %.4g (%s)%s%s", o->sparsity,
+                     L->mode == MODE_GLOBAL ? "global" : "layer", why[0] ? "; no N:M: " : "", why);
+        } else {
+            L->mode = MODE_SKIP;
+            if (!why[0])
+                snprintf(why, sizeof why, "reduction length %zu is not a multiple of %d",
+                         L->k_len, o->pattern_m);
+            snprintf(L->how, sizeof L->how, "left alone: %s", why);
+        }
+        n++;
+    }
+    if (st) {
+        free(ls);
+        return st;
+    }
+    *out = ls;
+    *n_out = n;
+    return JOULE_OK;
+}
+
+joule_status joule_prune_magnitude(joule_model *m, const joule_prune_options *opt, joule_report *r,
+                                   joule_error *err)
+{
+    joule_status st = check_options(opt, err);
+    if (st)
+        return st;
+    joule_graph *g = m->graph;
+    layer *ls;
+    size_t n;
+    if ((st = collect(g, opt, &ls, &n, r, err)))
+        return st;
+    layer **pool = calloc(n ? n : 1, sizeof *pool);
+    if (!pool) {
+        free(ls);
+        return joule_fail(err, JOULE_ERR_NOMEM, "prune: out of memory");
+    }
+    size_t n_pool = 0;
+    uint64_t pool_count = 0;
+    for (size_t i = 0; i < n && !st; i++) {
+        layer *L = &ls[i];
+        joule_tensor *t = L->w->data;
+        if (L->mode == MODE_GLOBAL) {
+            pool[n_pool++] = L;
+            pool_count += t->count;
+        } else if (L->mode == MODE_LAYER) {
+            float thr;
+            layer *one = L;
+            st = prune_pool(&one, 1, (uint64_t)llround(L->target * (double)t->count), &thr, err);
+        } else if (L->mode == MODE_NM) {
+            void *data = joule_tensor_mutable_data(t);
+            if (!data && t->nbytes)
+                st = joule_fail(err, JOULE_ERR_NOMEM, "prune: out of memory copying '%s'",
+                                L->w->name);
+            else
+                prune_nm(L, t, data, opt->pattern_n, opt->pattern_m);
+        }
+    }
+    float thr = 0;
+    if (!st && n_pool)
+        st = prune_pool(pool, n_pool, (uint64_t)llround(opt->sparsity * (double)pool_count), &thr,
+                        err);
+    for (size_t i = 0; i < n && !st; i++) {
+        layer *L = &ls[i];
+        const joule_tensor *t = L->w->data;
+        uint64_t z = cz_zeros(t);
+        char lb[160], note[192];
+        if (L->mode == MODE_GLOBAL)
+            snprintf(note, sizeof note, "%s, threshold |w| <= %.6g", L->how, thr);
+        else
+            snprintf(note, sizeof note, "%s", L->how);
+        joule_layer_change row = {
+            .pass = PASS,
+            .node = cz_label(g, L->node, lb, sizeof lb),
+            .op_type = L->node->op_type,
+            .tensor = L->w->name,
+            .sparsity_before = t->count ? (double)L->zeros_before / (double)t->count : 0,
+            .sparsity_after = t->count ? (double)z / (double)t->count : 0,
+            .dtype_before = t->dtype,
+            .dtype_after = t->dtype,
+            .params_before = t->count,
+            .params_after = t->count,
+            .bytes_before = t->nbytes,
+            .bytes_after = t->nbytes,
+            .note = note,
+        };
+        st = joule_report_add(r, &row, err);
+    }
+    free(pool);
+    free(ls);
+    return st;
+}
