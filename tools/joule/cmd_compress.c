@@ -1,0 +1,472 @@
+/* tools/joule/cmd_compress.c: `joule compress IN -o OUT [options]`: builds a recipe from the flags
+ * (or reads one with --recipe), runs the pipeline on the model, writes OUT atomically and,
+ * with --report, a JSON report (before/after totals and one row per layer change) atomically too.
+ * IN is never modified. Exit status: 0 done, 1 failed (nothing written), 2 usage error. Uses the
+ * public API only (plus cJSON to assemble the report document). */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "joule/pipeline.h"
+#include "joule/prune.h"
+
+#define CMD "compress"
+#define MAX_LIST 256
+
+static const char usage_text[] =
+    "usage: joule compress IN -o OUT [options]\n"
+    "Runs compression passes on IN and writes OUT (IN is never modified). Without --recipe the\n"
+    "passes run in this order: cleanup, prune_channels, prune, sparse_storage.\n"
+    "  -o, --output OUT             model to write (atomically)\n"
+    "  --prune S                    magnitude pruning: fraction S in [0,1) of each layer's\n"
+    "                               weights set to zero (Conv, ConvTranspose, Gemm, MatMul)\n"
+    "  --prune-scope layer|global   S per layer (default), or one threshold over all layers\n"
+    "  --prune-pattern N:M          keep N of every M weights along the reduction axis (2:4);\n"
+    "                               layers where M does not divide it fall back to --prune\n"
+    "  --prune-override GLOB=S      sparsity S for layers whose node or weight name matches\n"
+    "                               GLOB (op:TYPE=S matches an op type); repeatable, first wins\n"
+    "  --prune-skip GLOB            never prune these layers (repeatable; also for channels)\n"
+    "  --prune-min-params N         leave weights with fewer than N elements alone\n"
+    "  --prune-channels R           remove the fraction R in [0,1) of output channels of each\n"
+    "                               Conv/Gemm/MatMul group, shrinking tensors and their readers\n"
+    "  --channel-norm l1|l2         channel importance (default l1)\n"
+    "  --sparse-storage             store weights with >= 50%% zeros as sparse_initializer when\n"
+    "                               that is smaller\n"
+    "  --no-cleanup                 skip cleanup (BN folding, constant folding, Identity and\n"
+    "                               Dropout removal, dedup, dead code)\n"
+    "  --recipe R.json              passes from a JSON recipe instead of the flags above\n"
+    "  --report R.json              write a JSON report of what changed\n"
+    "  --external-data              write weights to OUT.data beside OUT\n";
+
+typedef struct args {
+    const char *in, *out, *recipe, *report;
+    bool have_prune, have_channels, no_cleanup, sparse, external, have_scope, have_norm;
+    bool have_pattern, have_min;
+    double prune, channels;
+    joule_prune_scope scope;
+    joule_channel_norm norm;
+    int pat_n, pat_m;
+    uint64_t min_params;
+    size_t n_skip, n_over;
+    const char *skip[MAX_LIST];
+    joule_prune_override over[MAX_LIST];
+    char over_glob[MAX_LIST][256];
+} args;
+
+static const char *opt_value(int argc, char **argv, int *i, const char *opt, bool *missing)
+{
+    size_t n = strlen(opt);
+    if (strncmp(argv[*i], opt, n) != 0)
+        return NULL;
+    if (argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (argv[*i][n] != 0)
+        return NULL;
+    if (*i + 1 >= argc) {
+        *missing = true;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+/* A fraction in [0, 1). */
+static bool parse_fraction(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(s, &end);
+    if (end == s || *end || errno || isnan(d) || d < 0 || d >= 1)
+        return false;
+    *out = d;
+    return true;
+}
+
+static int parse_args(int argc, char **argv, args *a)
+{
+    for (int i = 1; i < argc; i++) {
+        bool missing = false;
+        const char *v;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if ((v = opt_value(argc, argv, &i, "-o", &missing)) ||
+                   (v = opt_value(argc, argv, &i, "--output", &missing))) {
+            if (a->out)
+                return cli_usage(CMD, "one output only");
+            a->out = v;
+        } else if ((v = opt_value(argc, argv, &i, "--prune-scope", &missing))) {
+            if (!strcmp(v, "layer"))
+                a->scope = JOULE_PRUNE_SCOPE_LAYER;
+            else if (!strcmp(v, "global"))
+                a->scope = JOULE_PRUNE_SCOPE_GLOBAL;
+            else
+                return cli_usage(CMD, "--prune-scope is layer or global, not '%s'", v);
+            a->have_scope = true;
+        } else if ((v = opt_value(argc, argv, &i, "--prune-pattern", &missing))) {
+            joule_error e;
+            if (joule_parse_pattern(v, &a->pat_n, &a->pat_m, &e))
+                return cli_usage(CMD, "--prune-pattern: %s", e.msg);
+            a->have_pattern = true;
+        } else if ((v = opt_value(argc, argv, &i, "--prune-override", &missing))) {
+            const char *eq = strrchr(v, '=');
+            if (a->n_over == MAX_LIST)
+                return cli_usage(CMD, "too many --prune-override options");
+            joule_prune_override *o = &a->over[a->n_over];
+            char *glob = a->over_glob[a->n_over];
+            if (!eq || eq == v || (size_t)(eq - v) >= sizeof a->over_glob[0] ||
+                !parse_fraction(eq + 1, &o->sparsity))
+                return cli_usage(CMD, "--prune-override wants GLOB=S with S in [0,1), got '%s'",
+                                 v);
+            memcpy(glob, v, (size_t)(eq - v));
+            glob[eq - v] = 0;
+            if (!strncmp(glob, "op:", 3)) {
+                if (!glob[3])
+                    return cli_usage(CMD, "--prune-override: op: needs an op type");
+                o->op_type = glob + 3;
+            } else {
+                o->match = glob;
+            }
+            a->n_over++;
+        } else if ((v = opt_value(argc, argv, &i, "--prune-skip", &missing))) {
+            if (a->n_skip == MAX_LIST)
+                return cli_usage(CMD, "too many --prune-skip options");
+            a->skip[a->n_skip++] = v;
+        } else if ((v = opt_value(argc, argv, &i, "--prune-min-params", &missing))) {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(v, &end, 10);
+            if (end == v || *end || errno || v[0] == '-')
+                return cli_usage(CMD, "--prune-min-params wants a count, got '%s'", v);
+            a->min_params = n;
+            a->have_min = true;
+        } else if ((v = opt_value(argc, argv, &i, "--prune-channels", &missing))) {
+            if (!parse_fraction(v, &a->channels))
+                return cli_usage(CMD, "--prune-channels wants a ratio in [0,1), got '%s'", v);
+            a->have_channels = true;
+        } else if ((v = opt_value(argc, argv, &i, "--channel-norm", &missing))) {
+            if (!strcmp(v, "l1"))
+                a->norm = JOULE_CHANNEL_L1;
+            else if (!strcmp(v, "l2"))
+                a->norm = JOULE_CHANNEL_L2;
+            else
+                return cli_usage(CMD, "--channel-norm is l1 or l2, not '%s'", v);
+            a->have_norm = true;
+        } else if ((v = opt_value(argc, argv, &i, "--prune", &missing))) {
+            if (!parse_fraction(v, &a->prune))
+                return cli_usage(CMD, "--prune wants a sparsity in [0,1), got '%s'", v);
+            a->have_prune = true;
+        } else if ((v = opt_value(argc, argv, &i, "--recipe", &missing))) {
+            a->recipe = v;
+        } else if ((v = opt_value(argc, argv, &i, "--report", &missing))) {
+            a->report = v;
+        } else if (!strcmp(argv[i], "--sparse-storage")) {
+            a->sparse = true;
+        } else if (!strcmp(argv[i], "--no-cleanup")) {
+            a->no_cleanup = true;
+        } else if (!strcmp(argv[i], "--external-data")) {
+            a->external = true;
+        } else if (missing) {
+            return cli_usage(CMD, "%s needs a value", argv[i]);
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return cli_usage(CMD, "unknown option '%s'", argv[i]);
+        } else if (a->in) {
+            return cli_usage(CMD, "one input model only ('%s' and '%s')", a->in, argv[i]);
+        } else {
+            a->in = argv[i];
+        }
+    }
+    if (!a->in)
+        return cli_usage(CMD, "no input model given");
+    if (!a->out)
+        return cli_usage(CMD, "no output given (-o OUT)");
+    bool pass_flags = a->have_prune || a->have_pattern || a->n_over || a->have_channels ||
+                      a->sparse || a->no_cleanup || a->n_skip || a->have_scope || a->have_norm ||
+                      a->have_min;
+    if (a->recipe && pass_flags)
+        return cli_usage(CMD, "--recipe replaces the pass options; give one or the other");
+    if (a->have_scope && !a->have_prune)
+        return cli_usage(CMD, "--prune-scope needs --prune");
+    if ((a->have_min || (a->n_skip && !a->have_channels)) &&
+        !(a->have_prune || a->have_pattern || a->n_over))
+        return cli_usage(CMD, "--prune-skip/--prune-min-params need --prune, --prune-pattern or "
+                              "--prune-override");
+    if (a->have_norm && !a->have_channels)
+        return cli_usage(CMD, "--channel-norm needs --prune-channels");
+    if (a->report && !strcmp(a->report, a->out))
+        return cli_usage(CMD, "--report and -o name the same file");
+    struct stat si, so;
+    if (stat(a->in, &si) == 0 && stat(a->out, &so) == 0 && si.st_dev == so.st_dev &&
+        si.st_ino == so.st_ino)
+        return cli_usage(CMD, "-o names the input model; write somewhere else");
+    return -1;
+}
+
+static int build_recipe(const args *a, joule_recipe *r, joule_error *err)
+{
+    if (a->recipe)
+        return joule_recipe_load(r, a->recipe, err) ? 1 : 0;
+    void *o;
+    if (!a->no_cleanup && joule_recipe_add(r, "cleanup", NULL, err))
+        return 1;
+    if (a->have_channels) {
+        if (joule_recipe_add(r, "prune_channels", &o, err))
+            return 1;
+        joule_channel_options *c = o;
+        c->ratio = a->channels;
+        if (a->have_norm)
+            c->norm = a->norm;
+        c->skip = a->skip;
+        c->n_skip = a->n_skip;
+    }
+    if (a->have_prune || a->have_pattern || a->n_over) {
+        if (joule_recipe_add(r, "prune", &o, err))
+            return 1;
+        joule_prune_options *p = o;
+        p->sparsity = a->have_prune ? a->prune : -1;
+        p->scope = a->scope;
+        p->pattern_n = a->pat_n;
+        p->pattern_m = a->pat_m;
+        p->overrides = a->over;
+        p->n_overrides = a->n_over;
+        p->skip = a->skip;
+        p->n_skip = a->n_skip;
+        p->min_params = a->min_params;
+    }
+    if (a->sparse && joule_recipe_add(r, "sparse_storage", NULL, err))
+        return 1;
+    return 0;
+}
+
+/* ---- report ---- */
+
+static uint64_t file_bytes(const char *path, bool external)
+{
+    struct stat sb;
+    uint64_t n = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    if (external) {
+        char data[4096];
+        snprintf(data, sizeof data, "%s.data", path);
+        if (stat(data, &sb) == 0)
+            n += (uint64_t)sb.st_size;
+    }
+    return n;
+}
+
+typedef struct totals {
+    uint64_t file, params, bytes, macs, nodes, weights, zeros;
+} totals;
+
+static joule_status measure(const char *path, bool external, totals *t, joule_error *err)
+{
+    memset(t, 0, sizeof *t);
+    joule_model *m;
+    joule_status st = joule_model_load(path, &m, err);
+    if (st)
+        return st;
+    joule_info *info;
+    st = joule_model_info(m, NULL, 0, &info, err);
+    if (!st) {
+        t->file = file_bytes(path, external);
+        t->params = info->total_params;
+        t->bytes = info->total_bytes;
+        t->macs = info->total_macs;
+        t->nodes = info->total_nodes;
+        for (size_t i = 0; i < info->n_layers; i++) {
+            const joule_info_layer *l = &info->layers[i];
+            uint64_t w = 1;
+            for (int d = 0; d < l->weight_shape.rank; d++)
+                w *= l->weight_shape.dims[d].size > 0 ? (uint64_t)l->weight_shape.dims[d].size : 1;
+            t->weights += w;
+            t->zeros += l->zeros;
+        }
+        joule_info_free(info);
+    }
+    joule_model_free(m);
+    return st;
+}
+
+static cJSON *totals_json(const char *path, const totals *t)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "path", path);
+    cJSON_AddNumberToObject(o, "file_bytes", (double)t->file);
+    cJSON_AddNumberToObject(o, "params", (double)t->params);
+    cJSON_AddNumberToObject(o, "param_bytes", (double)t->bytes);
+    cJSON_AddNumberToObject(o, "macs", (double)t->macs);
+    cJSON_AddNumberToObject(o, "nodes", (double)t->nodes);
+    cJSON_AddNumberToObject(o, "weight_sparsity", t->weights ? (double)t->zeros / (double)t->weights : 0);
+    return o;
+}
+
+/* The report document, as text. */
+static char *report_text(const args *a, const joule_recipe *r, const joule_report *rep,
+                         const totals *before, const totals *after, joule_error *err)
+{
+    char *rows = NULL;
+    if (joule_report_json(rep, &rows, err))
+        return NULL;
+    cJSON *doc = cJSON_CreateObject(), *steps = cJSON_CreateArray();
+    cJSON *changes = cJSON_Parse(rows);
+    free(rows);
+    char *out = NULL;
+    if (doc && steps && changes) {
+        for (size_t i = 0; i < r->n_steps; i++)
+            cJSON_AddItemToArray(steps, cJSON_CreateString(r->steps[i].pass));
+        cJSON_AddStringToObject(doc, "tool", "joule compress");
+        cJSON_AddStringToObject(doc, "recipe", a->recipe ? a->recipe : "command line");
+        cJSON_AddItemToObject(doc, "steps", steps);
+        steps = NULL;
+        cJSON_AddItemToObject(doc, "input", totals_json(a->in, before));
+        cJSON_AddItemToObject(doc, "output", totals_json(a->out, after));
+        cJSON_AddItemToObject(doc, "changes", changes);
+        changes = NULL;
+        out = cJSON_Print(doc);
+    }
+    cJSON_Delete(doc);
+    cJSON_Delete(steps);
+    cJSON_Delete(changes);
+    if (!out)
+        joule_fail(err, JOULE_ERR_NOMEM, "report: out of memory");
+    return out;
+}
+
+/* Opens a temporary file beside path (for an atomic rename later). */
+static int open_temp(const char *path, char *tmp, size_t size, joule_error *err)
+{
+    if ((size_t)snprintf(tmp, size, "%s.tmp.XXXXXX", path) >= size) {
+        joule_fail(err, JOULE_ERR_INVALID, "%s: path too long", path);
+        return -1;
+    }
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        joule_fail(err, JOULE_ERR_IO, "%s: cannot create a file there: %s", path, strerror(errno));
+    return fd;
+}
+
+static joule_status finish_report(int fd, const char *tmp, const char *path, const char *text,
+                                  joule_error *err)
+{
+    size_t n = strlen(text), off = 0;
+    while (off < n) {
+        ssize_t w = write(fd, text + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    bool ok = off == n && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+    ok = (close(fd) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return joule_fail(err, JOULE_ERR_IO, "%s: cannot write the report: %s", path, strerror(e));
+    }
+    return JOULE_OK;
+}
+
+static void print_change(const char *what, uint64_t a, uint64_t b)
+{
+    double pct = a ? 100.0 * ((double)b - (double)a) / (double)a : 0;
+    printf("  %-8s %14llu -> %-14llu (%+.1f%%)\n", what, (unsigned long long)a,
+           (unsigned long long)b, pct);
+}
+
+int joule_cmd_compress(int argc, char **argv)
+{
+    args *a = calloc(1, sizeof *a);
+    if (!a) {
+        fprintf(stderr, "joule %s: out of memory\n", CMD);
+        return 1;
+    }
+    int rc = parse_args(argc, argv, a);
+    if (rc >= 0) {
+        free(a);
+        return rc;
+    }
+    joule_error err = {{0}};
+    joule_recipe recipe;
+    joule_report rep;
+    joule_report_init(&rep);
+    joule_model *m = NULL;
+    int report_fd = -1;
+    char report_tmp[4096];
+    totals before, after;
+    char *text = NULL;
+    rc = 1;
+    if (joule_recipe_init(&recipe, a->recipe ? a->recipe : "command line", &err)) {
+        free(a);
+        return cli_error(CMD, &err);
+    }
+    if (build_recipe(a, &recipe, &err))
+        goto out;
+    if (recipe.n_steps == 0) {
+        rc = cli_usage(CMD, "nothing to do: no passes (give --prune, --prune-channels, ... or "
+                            "drop --no-cleanup)");
+        goto out;
+    }
+    if (joule_model_load(a->in, &m, &err) || measure(a->in, false, &before, &err))
+        goto out;
+    if (a->report && (report_fd = open_temp(a->report, report_tmp, sizeof report_tmp, &err)) < 0)
+        goto out;
+    if (joule_pipeline_run(m, &recipe, &rep, &err))
+        goto out;
+    joule_save_options so = {.external_data = a->external};
+    if (joule_model_save(m, a->out, &so, &err))
+        goto out;
+    if (measure(a->out, a->external, &after, &err))
+        goto out;
+    before.file = file_bytes(a->in, false);
+    if (a->report) {
+        joule_status st = JOULE_ERR_NOMEM;
+        if ((text = report_text(a, &recipe, &rep, &before, &after, &err))) {
+            st = finish_report(report_fd, report_tmp, a->report, text, &err);
+            report_fd = -1;
+        }
+        if (st) { /* all or nothing: take the model back */
+            unlink(a->out);
+            if (a->external) {
+                char data[4096];
+                snprintf(data, sizeof data, "%s.data", a->out);
+                unlink(data);
+            }
+            goto out;
+        }
+    }
+    printf("joule compress: %s -> %s (", a->in, a->out);
+    for (size_t i = 0; i < recipe.n_steps; i++)
+        printf("%s%s", i ? ", " : "", recipe.steps[i].pass);
+    printf("; %zu report rows)\n", rep.n);
+    print_change("params", before.params, after.params);
+    print_change("MACs", before.macs, after.macs);
+    print_change("nodes", before.nodes, after.nodes);
+    print_change("file", before.file, after.file);
+    printf("  %-8s %13.2f%% -> %.2f%% of layer weights are zero\n", "sparsity",
+           before.weights ? 100.0 * (double)before.zeros / (double)before.weights : 0,
+           after.weights ? 100.0 * (double)after.zeros / (double)after.weights : 0);
+    rc = 0;
+out:
+    if (rc == 1)
+        cli_error(CMD, &err);
+    if (report_fd >= 0) {
+        close(report_fd);
+        unlink(report_tmp);
+    }
+    free(text);
+    joule_model_free(m);
+    joule_report_free(&rep);
+    joule_recipe_free(&recipe);
+    free(a);
+    return rc;
+}
