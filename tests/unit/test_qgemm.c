@@ -1,7 +1,7 @@
 /* tests/unit/test_qgemm.c: every integer-GEMM path this CPU can run (portable C, AVX2, AVX-VNNI,
  * AVX512-VNNI) against the plain reference, bit for bit: odd shapes, K = 1, all four
  * uint8/int8 combinations, zero points per tensor, per row of A and per column of B, strided
- * operands, threads, and extreme values over a long K so that int16 saturation or a wrong
+ * and transposed A, threads, and extreme values over a long K so that int16 saturation or a wrong
  * modulo-2^32 wrap would show. Paths the CPU lacks are skipped with a message. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +51,7 @@ typedef struct gemm_case {
     int64_t lda_extra, ldb_extra, ldc_extra;
     int threads;
     bool give_scratch;
+    bool a_trans; /* hand A to the GEMM stored K x M */
 } gemm_case;
 
 /* Runs one case on isa and the reference; fails with the first differing element. */
@@ -88,8 +89,19 @@ static void check_case(joule_qgemm_isa isa, const gemm_case *gc, uint64_t seed)
                                      &pb, &err),
                     &err);
     assert_int_equal(pb->isa, isa);
+    uint8_t *at = NULL; /* A stored K x M, row stride M + lda_extra */
+    const int64_t ldat = M + gc->lda_extra;
+    if (gc->a_trans) {
+        at = malloc((size_t)(K * ldat) + 1);
+        assert_non_null(at);
+        memset(at, 0xcc, (size_t)(K * ldat) + 1);
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t k = 0; k < K; k++)
+                at[k * ldat + m] = a[m * lda + k];
+    }
     joule_qgemm_args args = {
-        .M = M, .a = a, .a_signed = gc->a_signed, .lda = lda,
+        .M = M, .a = gc->a_trans ? (const void *)at : a, .a_signed = gc->a_signed,
+        .a_trans = gc->a_trans, .lda = gc->a_trans ? ldat : lda,
         .a_zp = gc->a_zp_mode ? a_zp : NULL, .a_zp_per_row = gc->a_zp_mode == 2,
         .c = c, .ldc = ldc, .threads = gc->threads,
     };
@@ -109,13 +121,15 @@ static void check_case(joule_qgemm_isa isa, const gemm_case *gc, uint64_t seed)
     for (int64_t m = 0; m < M; m++)
         for (int64_t n = 0; n < ldc; n++)
             if (c[m * ldc + n] != want[m * ldc + n])
-                fail_msg("%s: M=%lld N=%lld K=%lld a_%s b_%s zp a%d b%d threads %d: C[%lld][%lld] "
-                         "= %d, reference %d",
+                fail_msg("%s: M=%lld N=%lld K=%lld a_%s%s b_%s zp a%d b%d threads %d: "
+                         "C[%lld][%lld] = %d, reference %d",
                          joule_qgemm_isa_name(isa), (long long)M, (long long)N, (long long)K,
-                         gc->a_signed ? "s8" : "u8", gc->b_signed ? "s8" : "u8", gc->a_zp_mode,
-                         gc->b_zp_mode, gc->threads, (long long)m, (long long)n,
+                         gc->a_signed ? "s8" : "u8", gc->a_trans ? "^T" : "",
+                         gc->b_signed ? "s8" : "u8", gc->a_zp_mode, gc->b_zp_mode, gc->threads,
+                         (long long)m, (long long)n,
                          c[m * ldc + n], want[m * ldc + n]);
     free(scratch);
+    free(at);
     joule_qgemm_packed_free(pb);
     free(a);
     free(b);
@@ -154,6 +168,8 @@ static void shapes_for(joule_qgemm_isa isa)
                     .threads = 1,
                 };
                 check_case(isa, &gc, seed++);
+                gc.a_trans = true;
+                check_case(isa, &gc, seed++);
             }
         }
     }
@@ -171,7 +187,7 @@ static void strides_threads_for(joule_qgemm_isa isa)
                     .M = shapes[s][0], .N = shapes[s][1], .K = shapes[s][2],
                     .a_signed = s & 1, .b_signed = !(s & 1), .a_zp_mode = 1, .b_zp_mode = 2,
                     .lda_extra = 3, .ldb_extra = 5, .ldc_extra = 7,
-                    .threads = threads, .give_scratch = scratch,
+                    .threads = threads, .give_scratch = scratch, .a_trans = scratch,
                 };
                 check_case(isa, &gc, seed++);
             }

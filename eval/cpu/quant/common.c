@@ -5,6 +5,10 @@
 
 #include <string.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 const char *joule_q_name(const joule_node *node)
 {
     return node && node->name && *node->name ? node->name : "(unnamed)";
@@ -35,7 +39,7 @@ bool joule_q_param_shape(const joule_view *param, const joule_view *x, int64_t a
     return true;
 }
 
-void joule_q_emit_block(const joule_q_emit *e, const int32_t *acc, int64_t acc_ld, int64_t rows,
+static void emit_scalar(const joule_q_emit *e, const int32_t *acc, int64_t acc_ld, int64_t rows,
                         int64_t cols, int64_t col0, void *y, int64_t y_row, int64_t y_col)
 {
     const int32_t *ib = e->ibias ? e->ibias + col0 : NULL;
@@ -68,6 +72,157 @@ void joule_q_emit_block(const joule_q_emit *e, const int32_t *acc, int64_t acc_l
                 ((int8_t *)y)[at] = (int8_t)q;
         }
     }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#define Q_EMIT_X86 1
+
+/* Per-lane parameters of 8 consecutive columns. */
+typedef struct emit8 {
+    __m256i ib;
+    __m256 mult, fb, zp, lo, hi;
+} emit8;
+
+__attribute__((target("avx2"))) static inline void emit8_load(const joule_q_emit *e, int64_t col,
+                                                              emit8 *p)
+{
+    p->ib = e->ibias ? _mm256_loadu_si256((const __m256i *)(e->ibias + col))
+                     : _mm256_setzero_si256();
+    p->mult = p->fb = p->zp = p->lo = p->hi = _mm256_setzero_ps();
+    if (e->dtype == JOULE_I32)
+        return;
+    p->mult = _mm256_loadu_ps(e->mult + col);
+    p->fb = e->fbias ? _mm256_loadu_ps(e->fbias + col) : _mm256_setzero_ps();
+    p->zp = _mm256_set1_ps((float)e->zp);
+    p->lo = _mm256_set1_ps((float)e->lo);
+    p->hi = _mm256_set1_ps((float)e->hi);
+}
+
+/* joule_q_requant on 8 lanes, the same operations in the same order (so the same results). */
+__attribute__((target("avx2"))) static inline __m256i emit8_apply(const joule_q_emit *e,
+                                                                  const emit8 *p, __m256i acc)
+{
+    acc = _mm256_add_epi32(acc, p->ib);
+    if (e->dtype == JOULE_I32)
+        return acc;
+    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), p->mult);
+    v = _mm256_add_ps(v, p->fb);
+    v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v = _mm256_add_ps(v, p->zp);
+    v = _mm256_max_ps(v, p->lo); /* NaN gives lo, as in joule_q_round_sat */
+    v = _mm256_min_ps(v, p->hi);
+    return _mm256_cvtps_epi32(v);
+}
+
+/* 8 lanes (already in range) to 8 elements of the output type. */
+__attribute__((target("avx2"))) static inline void emit8_store(joule_dtype t, __m256i v, void *dst)
+{
+    if (t == JOULE_I32) {
+        _mm256_storeu_si256((__m256i *)dst, v);
+        return;
+    }
+    __m256i w = _mm256_packs_epi32(v, v);
+    w = t == JOULE_U8 ? _mm256_packus_epi16(w, w) : _mm256_packs_epi16(w, w);
+    uint32_t lo = (uint32_t)_mm_cvtsi128_si32(_mm256_castsi256_si128(w));
+    uint32_t hi = (uint32_t)_mm_cvtsi128_si32(_mm256_extracti128_si256(w, 1));
+    memcpy(dst, &lo, 4);
+    memcpy((char *)dst + 4, &hi, 4);
+}
+
+/* Row-major output (y_col == 1): 8 columns at a time; returns the columns done. */
+__attribute__((target("avx2"))) static int64_t emit_rows_avx2(const joule_q_emit *e,
+                                                              const int32_t *acc, int64_t acc_ld,
+                                                              int64_t rows, int64_t cols,
+                                                              int64_t col0, void *y, int64_t y_row)
+{
+    const size_t es = e->dtype == JOULE_I32 ? 4 : 1;
+    int64_t c = 0;
+    for (; c + 8 <= cols; c += 8) {
+        emit8 p;
+        emit8_load(e, col0 + c, &p);
+        for (int64_t r = 0; r < rows; r++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(acc + r * acc_ld + c));
+            emit8_store(e->dtype, emit8_apply(e, &p, v), (char *)y + (size_t)(r * y_row + c) * es);
+        }
+    }
+    return c;
+}
+
+/* Transposed output (y_row == 1, as for NCHW convolution): 8 x 8 blocks are requantized along
+ * columns, transposed in registers and stored as 8 contiguous elements per column. Returns the
+ * rows done (a multiple of 8); columns past the last multiple of 8 are left to the caller. */
+__attribute__((target("avx2"))) static int64_t emit_cols_avx2(const joule_q_emit *e,
+                                                              const int32_t *acc, int64_t acc_ld,
+                                                              int64_t rows, int64_t cols,
+                                                              int64_t col0, void *y, int64_t y_col)
+{
+    const size_t es = e->dtype == JOULE_I32 ? 4 : 1;
+    const int64_t rows8 = rows / 8 * 8;
+    /* rows outer: acc is read in order, and the 8-element stores of one row block land in one
+     * cache line per column, which the next row blocks fill */
+    for (int64_t r = 0; r < rows8; r += 8) {
+        for (int64_t c = 0; c + 8 <= cols; c += 8) {
+            emit8 p;
+            emit8_load(e, col0 + c, &p);
+            __m256i v[8];
+            for (int i = 0; i < 8; i++)
+                v[i] = emit8_apply(
+                    e, &p, _mm256_loadu_si256((const __m256i *)(acc + (r + i) * acc_ld + c)));
+            __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+            __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+            __m256i t4 = _mm256_unpacklo_epi32(v[4], v[5]), t5 = _mm256_unpackhi_epi32(v[4], v[5]);
+            __m256i t6 = _mm256_unpacklo_epi32(v[6], v[7]), t7 = _mm256_unpackhi_epi32(v[6], v[7]);
+            __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+            __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+            __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+            __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+            __m256i o[8] = {
+                _mm256_permute2x128_si256(u0, u4, 0x20), _mm256_permute2x128_si256(u1, u5, 0x20),
+                _mm256_permute2x128_si256(u2, u6, 0x20), _mm256_permute2x128_si256(u3, u7, 0x20),
+                _mm256_permute2x128_si256(u0, u4, 0x31), _mm256_permute2x128_si256(u1, u5, 0x31),
+                _mm256_permute2x128_si256(u2, u6, 0x31), _mm256_permute2x128_si256(u3, u7, 0x31),
+            };
+            for (int j = 0; j < 8; j++)
+                emit8_store(e->dtype, o[j], (char *)y + (size_t)((c + j) * y_col + r) * es);
+        }
+    }
+    return rows8;
+}
+
+static bool have_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
+#else
+#define Q_EMIT_X86 0
+#endif
+
+void joule_q_emit_block(const joule_q_emit *e, const int32_t *acc, int64_t acc_ld, int64_t rows,
+                        int64_t cols, int64_t col0, void *y, int64_t y_row, int64_t y_col)
+{
+    const size_t es = e->dtype == JOULE_I32 ? 4 : 1;
+#if Q_EMIT_X86
+    if (rows > 0 && cols >= 8 && have_avx2()) {
+        if (y_col == 1 && y_row != 0) {
+            int64_t done = emit_rows_avx2(e, acc, acc_ld, rows, cols, col0, y, y_row);
+            emit_scalar(e, acc + done, acc_ld, rows, cols - done, col0 + done,
+                        (char *)y + (size_t)done * es, y_row, 1);
+            return;
+        }
+        if (y_row == 1 && y_col != 0 && rows >= 8) {
+            int64_t done = emit_cols_avx2(e, acc, acc_ld, rows, cols, col0, y, y_col);
+            int64_t cols8 = cols / 8 * 8;
+            /* the columns past the last full 8, then the rows past the last full 8 */
+            emit_scalar(e, acc + cols8, acc_ld, done, cols - cols8, col0 + cols8,
+                        (char *)y + (size_t)(cols8 * y_col) * es, 1, y_col);
+            emit_scalar(e, acc + done * acc_ld, acc_ld, rows - done, cols, col0,
+                        (char *)y + (size_t)done * es, 1, y_col);
+            return;
+        }
+    }
+#endif
+    emit_scalar(e, acc, acc_ld, rows, cols, col0, y, y_row, y_col);
 }
 
 static bool dims_ok(const joule_view *v)

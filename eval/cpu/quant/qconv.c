@@ -2,10 +2,11 @@
  * zero points and scales), and the integer conv engine the QDQ conv kernel reuses.
  *
  * Fast path: for each image and group, output pixels are processed in chunks; each chunk's
- * receptive fields are copied into rows ("im2row", padding filled with the input zero point so
- * it contributes nothing), multiplied with the weights packed once at prepare time (qgemm.h, B =
- * W^T, N = output channels), and the int32 sums are written back transposed into NCHW, through
- * the requantizing output stage for QLinearConv. Depthwise convs (one input and one output
+ * receptive fields are copied into an im2col matrix (one row per weight position, padding filled
+ * with the input zero point so it contributes nothing; a 1x1 unit-stride conv uses X itself),
+ * multiplied as A^T with the weights packed once at prepare time (qgemm.h, B = W^T, N = output
+ * channels), and the int32 sums are written back transposed into NCHW, through the requantizing
+ * output stage for QLinearConv. Depthwise convs (one input and one output
  * channel per group) use direct loops instead of a one-column GEMM. The reference kernels
  * evaluate the definition with plain loops. */
 #include "eval/cpu/quant/quant.h"
@@ -13,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Bytes of im2row rows per chunk. */
+/* Bytes of the im2col matrix, and of the int32 sums, per chunk. */
 #define CONV_CHUNK_BYTES (256u * 1024u)
 
 void joule_q_conv_free(void *state)
@@ -30,7 +31,7 @@ void joule_q_conv_free(void *state)
 
 /* Scratch of a conv run, in carving order. */
 typedef struct conv_bufs {
-    uint8_t *rows;   /* ptile x kdim */
+    uint8_t *rows;   /* im2col chunk: kdim x ptile */
     int32_t *acc;    /* ptile x mg */
     void *gemm;      /* qgemm scratch for ptile rows */
     int32_t *wzp;    /* c_out weight zero points as int32 */
@@ -101,7 +102,12 @@ joule_status joule_q_conv_plan(const joule_node *node, const joule_view *x, cons
     s->x_signed = x->dtype == JOULE_I8;
     s->w_signed = w->dtype == JOULE_I8;
     s->depthwise = p->cg == 1 && p->mg == 1;
+    /* pixels per chunk: the im2col matrix and the int32 sums each within CONV_CHUNK_BYTES */
     int64_t tile = (int64_t)(CONV_CHUNK_BYTES / (size_t)(p->kdim > 0 ? p->kdim : 1));
+    int64_t tile_acc = (int64_t)(CONV_CHUNK_BYTES / ((size_t)(p->mg > 0 ? p->mg : 1) * 4));
+    if (tile > tile_acc)
+        tile = tile_acc;
+    tile = tile / 8 * 8; /* whole 8 x 8 blocks for the transposing output stage */
     if (tile < 64)
         tile = 64;
     if (tile > p->out_size)
@@ -137,41 +143,58 @@ joule_status joule_q_conv_plan(const joule_node *node, const joule_view *x, cons
     return JOULE_OK;
 }
 
-/* Rows [p0, p0 + pt) of the im2row matrix of image n, group g: row i holds the receptive field
- * of output pixel p0 + i in W's order (channel, kernel row, kernel column). */
-static void im2row(const joule_q_conv *p, const uint8_t *x, int64_t n, int64_t g, int64_t p0,
-                   int64_t pt, uint8_t pad, uint8_t *rows)
+/* Columns [p0, p0 + pt) of the im2col matrix of image n, group g: row k = (channel, kernel row,
+ * kernel column) of W's order holds, for each output pixel of the chunk, the input value it
+ * meets there (or pad, the input zero point's bits, outside the input). Rows are pt long, so the
+ * GEMM reads this as A transposed (a_trans). Copies are runs along output rows. */
+static void im2col(const joule_q_conv *p, const uint8_t *x, int64_t n, int64_t g, int64_t p0,
+                   int64_t pt, uint8_t pad, uint8_t *col)
 {
     const int64_t plane = p->in_h * p->in_w;
     const uint8_t *xg = x + (size_t)((n * p->c_in + g * p->cg) * plane);
-    for (int64_t i = 0; i < pt; i++) {
-        const int64_t oh = (p0 + i) / p->out_w, ow = (p0 + i) % p->out_w;
-        const int64_t ih0 = oh * p->stride_h - p->pad_t, iw0 = ow * p->stride_w - p->pad_l;
-        uint8_t *r = rows + (size_t)(i * p->kdim);
-        /* whole field inside the input with unit dilation along w: straight copies */
-        const bool inside_w = iw0 >= 0 && iw0 + (p->k_w - 1) * p->dil_w < p->in_w;
-        for (int64_t c = 0; c < p->cg; c++) {
-            const uint8_t *xc = xg + (size_t)(c * plane);
-            for (int64_t kh = 0; kh < p->k_h; kh++) {
-                const int64_t ih = ih0 + kh * p->dil_h;
-                if (ih < 0 || ih >= p->in_h) {
-                    memset(r, pad, (size_t)p->k_w);
-                    r += p->k_w;
-                    continue;
-                }
-                const uint8_t *xr = xc + (size_t)(ih * p->in_w);
-                if (inside_w && p->dil_w == 1) {
-                    memcpy(r, xr + iw0, (size_t)p->k_w);
-                    r += p->k_w;
-                    continue;
-                }
-                for (int64_t kw = 0; kw < p->k_w; kw++) {
-                    const int64_t iw = iw0 + kw * p->dil_w;
-                    *r++ = (iw < 0 || iw >= p->in_w) ? pad : xr[iw];
+    uint8_t *dst = col;
+    for (int64_t c = 0; c < p->cg; c++) {
+        const uint8_t *xc = xg + (size_t)(c * plane);
+        for (int64_t kh = 0; kh < p->k_h; kh++) {
+            for (int64_t kw = 0; kw < p->k_w; kw++, dst += pt) {
+                for (int64_t i = 0; i < pt;) {
+                    const int64_t pix = p0 + i, oh = pix / p->out_w, ow = pix % p->out_w;
+                    int64_t run = p->out_w - ow;
+                    if (run > pt - i)
+                        run = pt - i;
+                    uint8_t *d = dst + i;
+                    const int64_t ih = oh * p->stride_h - p->pad_t + kh * p->dil_h;
+                    const int64_t iw0 = ow * p->stride_w - p->pad_l + kw * p->dil_w;
+                    if (ih < 0 || ih >= p->in_h) {
+                        memset(d, pad, (size_t)run);
+                    } else if (p->stride_w == 1) {
+                        const uint8_t *xr = xc + (size_t)(ih * p->in_w);
+                        /* j in [lo, hi) has 0 <= iw0 + j < in_w */
+                        int64_t lo = -iw0, hi = p->in_w - iw0;
+                        lo = lo < 0 ? 0 : lo > run ? run : lo;
+                        hi = hi < lo ? lo : hi > run ? run : hi;
+                        memset(d, pad, (size_t)lo);
+                        memcpy(d + lo, xr + iw0 + lo, (size_t)(hi - lo));
+                        memset(d + hi, pad, (size_t)(run - hi));
+                    } else {
+                        const uint8_t *xr = xc + (size_t)(ih * p->in_w);
+                        for (int64_t j = 0; j < run; j++) {
+                            const int64_t iw = iw0 + j * p->stride_w;
+                            d[j] = (iw < 0 || iw >= p->in_w) ? pad : xr[iw];
+                        }
+                    }
+                    i += run;
                 }
             }
         }
     }
+}
+
+/* A 1x1 convolution with unit strides and no padding reads X itself as the im2col matrix. */
+static bool is_pointwise(const joule_q_conv *p)
+{
+    return p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 &&
+           p->pad_t == 0 && p->pad_l == 0 && p->out_h == p->in_h && p->out_w == p->in_w;
 }
 
 /* Depthwise: channel ch of image n, direct sums over the kernel window. */
@@ -260,12 +283,23 @@ joule_status joule_q_conv_run(const joule_q_conv_state *s, const joule_node *nod
         for (int64_t n = 0; n < p->batch && !st; n++) {
             for (int64_t p0 = 0; p0 < p->out_size && !st; p0 += s->ptile) {
                 const int64_t pt = p->out_size - p0 < s->ptile ? p->out_size - p0 : s->ptile;
-                im2row(p, x->data, n, g, p0, pt, pad, b.rows);
+                const uint8_t *a;
+                int64_t lda;
+                if (is_pointwise(p)) {
+                    a = (const uint8_t *)x->data +
+                        (size_t)((n * p->c_in + g * p->cg) * p->out_size + p0);
+                    lda = p->out_size;
+                } else {
+                    im2col(p, x->data, n, g, p0, pt, pad, b.rows);
+                    a = b.rows;
+                    lda = pt;
+                }
                 joule_qgemm_args args = {
                     .M = pt,
-                    .a = b.rows,
+                    .a = a,
                     .a_signed = s->x_signed,
-                    .lda = p->kdim,
+                    .a_trans = true,
+                    .lda = lda,
                     .a_zp = &xz,
                     .c = b.acc,
                     .ldc = p->mg,

@@ -173,8 +173,9 @@ joule_status joule_qgemm_pack(const void *b, bool b_signed, int64_t K, int64_t N
                           (long long)K, (long long)N);
     }
     p->data = aligned_bytes(bytes);
-    p->zp = malloc(((size_t)N + 1) * sizeof *p->zp);
-    p->corr = malloc(((size_t)N + 1) * sizeof *p->corr);
+    const size_t ncols = (size_t)p->npanels * (size_t)geo.nr + 1; /* zero past N */
+    p->zp = calloc(ncols, sizeof *p->zp);
+    p->corr = calloc(ncols, sizeof *p->corr);
     if (!p->data || !p->zp || !p->corr) {
         joule_qgemm_packed_free(p);
         return joule_fail(err, JOULE_ERR_NOMEM, "qgemm pack: out of memory for %lld x %lld",
@@ -316,74 +317,155 @@ size_t joule_qgemm_scratch_bytes_for(joule_qgemm_isa isa, int64_t M, int64_t K, 
     return scratch_for(&sh, M, threads);
 }
 
+#if JOULE_QGEMM_X86
+#include <emmintrin.h>
+
+/* One A^T panel (mr <= 8 rows, all present, 8 bytes readable from each k row): whole k groups
+ * transposed with SSE2 (baseline x86-64) unpacks. Returns the k it stopped at (a multiple of
+ * kg); the caller packs the rest. */
+static int64_t pack_a_trans_sse2(const joule_qgemm_packed *b, const uint8_t *src, size_t lda,
+                                 uint8_t flip, void *dst)
+{
+    const int mr = b->mr, kg = b->kg;
+    const int64_t full = b->K / kg;
+    const __m128i f = _mm_set1_epi8((char)flip), z = _mm_setzero_si128();
+#define LOAD8(k) _mm_xor_si128(_mm_loadl_epi64((const __m128i *)(src + (size_t)(k) * lda)), f)
+    if (!b->wide && kg == 4 && (mr == 6 || mr == 8)) {
+        uint8_t *d = dst;
+        for (int64_t g = 0; g < full; g++, d += (size_t)mr * 4) {
+            const int64_t k = g * 4;
+            __m128i r01 = _mm_unpacklo_epi8(LOAD8(k), LOAD8(k + 1));     /* i0: k0 k1, i1: ... */
+            __m128i r23 = _mm_unpacklo_epi8(LOAD8(k + 2), LOAD8(k + 3));
+            __m128i lo = _mm_unpacklo_epi16(r01, r23);                    /* rows 0-3, 4 k each */
+            __m128i hi = _mm_unpackhi_epi16(r01, r23);                    /* rows 4-7 */
+            _mm_storeu_si128((__m128i *)d, lo);
+            if (mr == 8) {
+                _mm_storeu_si128((__m128i *)(d + 16), hi);
+            } else { /* mr 6: rows 4 and 5 */
+                _mm_storel_epi64((__m128i *)(d + 16), hi);
+            }
+        }
+        return full * 4;
+    }
+    if (b->wide && kg == 2 && (mr == 6 || mr == 8)) {
+        uint16_t *d = dst;
+        for (int64_t g = 0; g < full; g++, d += (size_t)mr * 2) {
+            const int64_t k = g * 2;
+            __m128i w0 = _mm_unpacklo_epi8(LOAD8(k), z), w1 = _mm_unpacklo_epi8(LOAD8(k + 1), z);
+            __m128i lo = _mm_unpacklo_epi16(w0, w1); /* rows 0-3: (k, k+1) as uint16 pairs */
+            __m128i hi = _mm_unpackhi_epi16(w0, w1); /* rows 4-7 */
+            _mm_storeu_si128((__m128i *)d, lo);
+            if (mr == 8)
+                _mm_storeu_si128((__m128i *)(d + 8), hi);
+            else
+                _mm_storel_epi64((__m128i *)(d + 8), hi);
+        }
+        return full * 2;
+    }
+    if (!b->wide && kg == 1 && mr == 4) {
+        uint8_t *d = dst;
+        for (int64_t k = 0; k < b->K; k++, d += 4) {
+            uint32_t v = (uint32_t)_mm_cvtsi128_si32(LOAD8(k));
+            memcpy(d, &v, 4);
+        }
+        return b->K;
+    }
+#undef LOAD8
+    return 0;
+}
+#endif
+
 /* Packs rows [m0, m0 + rows) of A into panels of mr rows: panel[g][i][q] = A'[m][g*kg + q],
- * A' = A (+128 when signed), zero padded; writes the row sums of A' (over K) into rowsum. */
+ * A' = A (+128 when signed, i.e. the bits ^ 0x80), zero padded. With rowsum non-NULL, also
+ * writes the row sums of A' over K (needed only when some B zero point is not 0). */
 static void pack_a(const joule_qgemm_packed *b, const joule_qgemm_args *args, int64_t m0,
                    int64_t rows, void *dst, int32_t *rowsum)
 {
     const int mr = b->mr, kg = b->kg;
     const int64_t K = b->K, kgroups = b->kgroups;
     const int64_t npan = (rows + mr - 1) / mr;
+    const size_t esize = b->wide ? 2 : 1;
     const size_t panel = (size_t)kgroups * (size_t)mr * (size_t)kg;
     const uint8_t flip = args->a_signed ? 0x80 : 0; /* int8 + 128 == uint8 bits ^ 0x80 */
-    memset(dst, 0, panel * (size_t)npan * (b->wide ? 2 : 1));
+    const uint32_t flip4 = flip * 0x01010101u;
+    const uint8_t *a = args->a;
+    /* padding: rows past the end in the last panel, and k past K in the last group */
+    if (rows % mr)
+        memset((char *)dst + (size_t)(npan - 1) * panel * esize, 0, panel * esize);
+    if (K % kg) {
+        for (int64_t p = 0; p < npan - (rows % mr ? 1 : 0); p++)
+            memset((char *)dst + ((size_t)p * panel + (size_t)(kgroups - 1) * mr * kg) * esize, 0,
+                   (size_t)mr * kg * esize);
+    }
+    if (args->a_trans) {
+        /* A is K x M: for each k, the panel's rows are contiguous in memory */
+        for (int64_t p = 0; p < npan; p++) {
+            const int64_t r0 = p * mr;
+            const int tr = (int)(rows - r0 < mr ? rows - r0 : mr);
+            const uint8_t *src0 = a + (size_t)(m0 + r0);
+            const size_t lda = (size_t)args->lda;
+            int64_t k0 = 0;
+#if JOULE_QGEMM_X86
+            /* whole k groups of a whole panel, 8 rows loaded at once (in bounds: m + 8 <= M) */
+            if (tr == mr && m0 + r0 + 8 <= args->M)
+                k0 = pack_a_trans_sse2(b, src0, lda, flip, (char *)dst + (size_t)p * panel * esize);
+#endif
+            for (int64_t k = k0; k < K; k++) {
+                const uint8_t *src = src0 + (size_t)k * lda;
+                const size_t base = (size_t)p * panel + (size_t)(k / kg) * mr * kg + (size_t)(k % kg);
+                for (int i = 0; i < tr; i++) {
+                    uint8_t v = (uint8_t)(src[i] ^ flip);
+                    if (b->wide)
+                        ((uint16_t *)dst)[base + (size_t)i * kg] = v;
+                    else
+                        ((uint8_t *)dst)[base + (size_t)i * kg] = v;
+                }
+            }
+            if (rowsum) {
+                uint32_t sums[JOULE_QGEMM_MAX_MR] = {0};
+                for (int64_t k = 0; k < K; k++)
+                    for (int i = 0; i < tr; i++)
+                        sums[i] += (uint8_t)(src0[(size_t)k * lda + (size_t)i] ^ flip);
+                for (int i = 0; i < tr; i++)
+                    rowsum[r0 + i] = (int32_t)sums[i];
+            }
+        }
+        return;
+    }
     for (int64_t r = 0; r < rows; r++) {
-        const uint8_t *src = (const uint8_t *)args->a + (size_t)(m0 + r) * (size_t)args->lda;
-        size_t base = (size_t)(r / mr) * panel + (size_t)(r % mr) * (size_t)kg;
+        const uint8_t *src = a + (size_t)(m0 + r) * (size_t)args->lda;
+        const size_t base = (size_t)(r / mr) * panel + (size_t)(r % mr) * (size_t)kg;
+        const int64_t full = K / kg;
         uint32_t sum = 0;
         if (b->wide) {
             uint16_t *d = (uint16_t *)dst + base;
-            for (int64_t g = 0; g < kgroups; g++, d += (size_t)mr * kg) {
-                for (int q = 0; q < kg; q++) {
-                    int64_t k = g * kg + q;
-                    if (k < K) {
-                        uint8_t v = (uint8_t)(src[k] ^ flip);
-                        d[q] = v;
-                        sum += v;
-                    }
-                }
+            for (int64_t g = 0; g < full; g++, d += (size_t)mr * kg)
+                for (int q = 0; q < kg; q++)
+                    d[q] = (uint8_t)(src[g * kg + q] ^ flip);
+            for (int64_t k = full * kg; k < K; k++)
+                d[k - full * kg] = (uint8_t)(src[k] ^ flip);
+        } else if (kg == 4) {
+            uint8_t *d = (uint8_t *)dst + base;
+            for (int64_t g = 0; g < full; g++, d += (size_t)mr * 4) {
+                uint32_t v;
+                memcpy(&v, src + g * 4, 4);
+                v ^= flip4;
+                memcpy(d, &v, 4);
             }
+            for (int64_t k = full * 4; k < K; k++)
+                d[k - full * 4] = (uint8_t)(src[k] ^ flip);
         } else {
             uint8_t *d = (uint8_t *)dst + base;
-            int64_t full = K / kg;
-            for (int64_t g = 0; g < full; g++, d += (size_t)mr * kg) {
-                for (int q = 0; q < kg; q++) {
-                    uint8_t v = (uint8_t)(src[g * kg + q] ^ flip);
-                    d[q] = v;
-                    sum += v;
-                }
-            }
-            for (int64_t k = full * kg; k < K; k++) {
-                uint8_t v = (uint8_t)(src[k] ^ flip);
-                d[k - full * kg] = v;
-                sum += v;
-            }
+            for (int64_t g = 0; g < full; g++, d += (size_t)mr * kg)
+                for (int q = 0; q < kg; q++)
+                    d[q] = (uint8_t)(src[g * kg + q] ^ flip);
+            for (int64_t k = full * kg; k < K; k++)
+                d[k - full * kg] = (uint8_t)(src[k] ^ flip);
         }
-        rowsum[r] = (int32_t)sum;
-    }
-}
-
-/* c[i][j] += az'[i] * corr[n] - bz'[n] * rowsum[i] (modulo 2^32) over one tile. */
-static void correct_tile(const joule_qgemm_packed *b, const joule_qgemm_args *args, int64_t m0,
-                         const int32_t *rowsum, int rows, int64_t n0, int cols, int32_t *c,
-                         int64_t ldc)
-{
-    const uint32_t shift = args->a_signed ? 128u : 0u;
-    for (int i = 0; i < rows; i++) {
-        uint32_t az = shift;
-        if (args->a_zp)
-            az += (uint32_t)args->a_zp[args->a_zp_per_row ? m0 + i : 0];
-        uint32_t *row = (uint32_t *)(c + (size_t)i * (size_t)ldc);
-        const uint32_t *corr = (const uint32_t *)b->corr + n0;
-        if (b->zp_zero) {
-            if (az)
-                for (int j = 0; j < cols; j++)
-                    row[j] += az * corr[j];
-        } else {
-            const uint32_t *bz = (const uint32_t *)b->zp + n0;
-            uint32_t rs = (uint32_t)rowsum[i];
-            for (int j = 0; j < cols; j++)
-                row[j] += az * corr[j] - bz[j] * rs;
+        if (rowsum) {
+            for (int64_t k = 0; k < K; k++)
+                sum += (uint8_t)(src[k] ^ flip);
+            rowsum[r] = (int32_t)sum;
         }
     }
 }
@@ -399,12 +481,13 @@ static void run_task(const joule_qgemm_packed *b, const joule_qgemm_args *args,
     void *apack = ws;
     int32_t *rowsum = (int32_t *)(ws + round_up(pl->apack_bytes, QGEMM_ALIGN));
     int32_t *tile = (int32_t *)((char *)rowsum + round_up((size_t)pl->mc * 4, QGEMM_ALIGN));
-    pack_a(b, args, m0, rows, apack, rowsum);
+    pack_a(b, args, m0, rows, apack, b->zp_zero ? NULL : rowsum);
 
     const int mr = b->mr, nr = b->nr;
     const size_t esize = b->wide ? 2 : 1;
     const size_t apanel = (size_t)b->kgroups * (size_t)mr * (size_t)b->kg * esize;
     const size_t bpanel = (size_t)b->kgroups * (size_t)nr * (size_t)b->kg * esize;
+    const uint32_t shift = args->a_signed ? 128u : 0u;
     int64_t p_end = (nc + 1) * pl->chunk_panels;
     if (p_end > b->npanels)
         p_end = b->npanels;
@@ -415,16 +498,26 @@ static void run_task(const joule_qgemm_packed *b, const joule_qgemm_args *args,
         for (int64_t r0 = 0; r0 < rows; r0 += mr) {
             const int tr = (int)(rows - r0 < mr ? rows - r0 : mr);
             const char *ap = (const char *)apack + (size_t)(r0 / mr) * apanel;
+            int32_t row_a[JOULE_QGEMM_MAX_MR] = {0}, row_b[JOULE_QGEMM_MAX_MR] = {0};
+            for (int i = 0; i < tr; i++) {
+                uint32_t az = shift;
+                if (args->a_zp)
+                    az += (uint32_t)args->a_zp[args->a_zp_per_row ? m0 + r0 + i : 0];
+                row_a[i] = (int32_t)az;
+                if (!b->zp_zero)
+                    row_b[i] = (int32_t)(0u - (uint32_t)rowsum[r0 + i]);
+            }
+            const joule_qgemm_fixup fx = {row_a, b->corr + n0, b->zp_zero ? NULL : row_b,
+                                          b->zp + n0};
             int32_t *c = args->c + (size_t)(m0 + r0) * (size_t)args->ldc + (size_t)n0;
             if (tr == mr && cols == nr) {
-                geo->kernel(b->kgroups, ap, bp, c, args->ldc);
+                geo->kernel(b->kgroups, ap, bp, c, args->ldc, &fx);
             } else {
-                geo->kernel(b->kgroups, ap, bp, tile, nr);
+                geo->kernel(b->kgroups, ap, bp, tile, nr, &fx);
                 for (int i = 0; i < tr; i++)
                     memcpy(c + (size_t)i * (size_t)args->ldc, tile + (size_t)i * nr,
                            (size_t)cols * sizeof *c);
             }
-            correct_tile(b, args, m0 + r0, rowsum + r0, tr, n0, cols, c, args->ldc);
         }
     }
 }
@@ -432,7 +525,8 @@ static void run_task(const joule_qgemm_packed *b, const joule_qgemm_args *args,
 joule_status joule_qgemm(const joule_qgemm_args *args, const joule_qgemm_packed *b,
                          joule_error *err)
 {
-    if (args->M < 0 || (args->M > 0 && (args->lda < b->K || args->ldc < b->N)))
+    if (args->M < 0 ||
+        (args->M > 0 && (args->lda < (args->a_trans ? args->M : b->K) || args->ldc < b->N)))
         return joule_fail(err, JOULE_ERR_INVALID, "qgemm: bad shape M=%lld lda=%lld ldc=%lld",
                           (long long)args->M, (long long)args->lda, (long long)args->ldc);
     if (args->M == 0 || b->N == 0)
@@ -485,7 +579,7 @@ joule_status joule_qgemm(const joule_qgemm_args *args, const joule_qgemm_packed 
  * The inner loop runs over 16 contiguous columns, so compilers vectorize it on any target. */
 
 void joule_qgemm_ukernel_c(int64_t kgroups, const void *apanel, const void *bpanel, int32_t *c,
-                           int64_t ldc)
+                           int64_t ldc, const joule_qgemm_fixup *fx)
 {
     enum { MR = JOULE_QGEMM_C_MR, NR = JOULE_QGEMM_C_NR, KG = JOULE_QGEMM_C_KG };
     const uint8_t *a = apanel;
@@ -499,8 +593,12 @@ void joule_qgemm_ukernel_c(int64_t kgroups, const void *apanel, const void *bpan
                 acc[i][j] += (uint32_t)(av * (int32_t)bp[j]);
         }
     }
-    for (int i = 0; i < MR; i++)
-        memcpy(c + (size_t)i * (size_t)ldc, acc[i], sizeof acc[i]);
+    for (int i = 0; i < MR; i++) {
+        uint32_t *row = (uint32_t *)(c + (size_t)i * (size_t)ldc);
+        const uint32_t ra = (uint32_t)fx->row_a[i], rb = fx->row_b ? (uint32_t)fx->row_b[i] : 0;
+        for (int j = 0; j < NR; j++)
+            row[j] = acc[i][j] + ra * (uint32_t)fx->col_a[j] + rb * (uint32_t)fx->col_b[j];
+    }
 }
 
 /* ---- reference ---- */
@@ -527,18 +625,18 @@ void joule_qgemm_ref(int64_t M, int64_t N, int64_t K, const void *a, bool a_sign
 #if !JOULE_QGEMM_X86
 /* Without x86 there are no SIMD paths; these keep the table complete and are never selected. */
 void joule_qgemm_ukernel_avx2(int64_t kgroups, const void *apanel, const void *bpanel,
-                              int32_t *c, int64_t ldc)
+                              int32_t *c, int64_t ldc, const joule_qgemm_fixup *fx)
 {
-    (void)kgroups, (void)apanel, (void)bpanel, (void)c, (void)ldc;
+    (void)kgroups, (void)apanel, (void)bpanel, (void)c, (void)ldc, (void)fx;
 }
 void joule_qgemm_ukernel_avxvnni(int64_t kgroups, const void *apanel, const void *bpanel,
-                                 int32_t *c, int64_t ldc)
+                                 int32_t *c, int64_t ldc, const joule_qgemm_fixup *fx)
 {
-    (void)kgroups, (void)apanel, (void)bpanel, (void)c, (void)ldc;
+    (void)kgroups, (void)apanel, (void)bpanel, (void)c, (void)ldc, (void)fx;
 }
 void joule_qgemm_ukernel_avx512vnni(int64_t kgroups, const void *apanel, const void *bpanel,
-                                    int32_t *c, int64_t ldc)
+                                    int32_t *c, int64_t ldc, const joule_qgemm_fixup *fx)
 {
-    (void)kgroups, (void)apanel, (void)bpanel, (void)c, (void)ldc;
+    (void)kgroups, (void)apanel, (void)bpanel, (void)c, (void)ldc, (void)fx;
 }
 #endif

@@ -47,8 +47,10 @@ typedef struct joule_qgemm_packed {
     int64_t kgroups;     /* ceil(K / kg) */
     int64_t npanels;     /* ceil(N / nr) */
     void *data;          /* npanels x kgroups x nr x kg elements (zero padded) */
-    int32_t *zp;         /* N entries: B zero point after the uint8 -> int8 shift */
-    int32_t *corr;       /* N entries: K * zp[n] - sum_k B'[k][n] (modulo 2^32) */
+    int32_t *zp;         /* npanels * nr entries (zero past N): B zero point after the uint8 ->
+                            int8 shift */
+    int32_t *corr;       /* npanels * nr entries (zero past N): K * zp[n] - sum_k B'[k][n]
+                            (modulo 2^32) */
     bool zp_zero;        /* every zp[n] is 0 (the row-sum correction can be skipped) */
 } joule_qgemm_packed;
 
@@ -64,8 +66,9 @@ void joule_qgemm_packed_free(joule_qgemm_packed *p);
 /* The A side and output of one product. */
 typedef struct joule_qgemm_args {
     int64_t M;
-    const void *a;       /* M x K, row m at a + m * lda elements */
+    const void *a;       /* M x K: A[m][k] at a[m * lda + k], or at a[k * lda + m] with a_trans */
     bool a_signed;       /* int8 (true) or uint8 (false) */
+    bool a_trans;        /* A stored K x M (e.g. an im2col matrix, one row per k) */
     int64_t lda;
     const int32_t *a_zp; /* NULL (zero), 1 value, or M values when a_zp_per_row */
     bool a_zp_per_row;
@@ -94,22 +97,32 @@ void joule_qgemm_ref(int64_t M, int64_t N, int64_t K, const void *a, bool a_sign
                      const int32_t *a_zp, bool a_zp_per_row, const void *b, bool b_signed,
                      int64_t ldb, const int32_t *b_zp, bool b_zp_per_col, int32_t *c, int64_t ldc);
 
-/* ---- internal: the micro-kernels of each path (qgemm_*.c) ----
- * A micro-kernel computes one tile of raw sums, c[i][j] = sum_k a'[i][k] * b'[k][j] modulo 2^32,
- * for i < mr rows of a packed A panel (kgroups x MR x kg uint8, or uint16 when wide) and the nr
- * columns of one packed B panel, storing (not adding) into c with row stride ldc. The caller
- * passes a full MR x NR buffer when the tile is partial. */
+/* ---- internal: the micro-kernels of each path (qgemm.c, qgemm_x86.c) ----
+ * A micro-kernel computes one MR x NR tile from a packed A panel (kgroups x MR x kg uint8, or
+ * uint16 when wide) and one packed B panel, and stores (not adds) into c (row stride ldc)
+ *
+ *     c[i][j] = sum_k a'[i][k] * b'[k][j] + row_a[i] * col_a[j] + row_b[i] * col_b[j]
+ *
+ * modulo 2^32: the zero-point corrections, applied while the tile is in registers. row_b may be
+ * NULL (no second term). The caller passes a full MR x NR buffer when the tile is partial. */
+typedef struct joule_qgemm_fixup {
+    const int32_t *row_a; /* MR entries: the A zero point (shifted) of each row */
+    const int32_t *col_a; /* NR entries: corr[] of the panel */
+    const int32_t *row_b; /* MR entries: minus the row sums of A', or NULL */
+    const int32_t *col_b; /* NR entries: the B zero points (shifted) of the panel */
+} joule_qgemm_fixup;
+
 typedef void (*joule_qgemm_ukernel)(int64_t kgroups, const void *apanel, const void *bpanel,
-                                    int32_t *c, int64_t ldc);
+                                    int32_t *c, int64_t ldc, const joule_qgemm_fixup *fx);
 
 void joule_qgemm_ukernel_c(int64_t kgroups, const void *apanel, const void *bpanel, int32_t *c,
-                           int64_t ldc);
+                           int64_t ldc, const joule_qgemm_fixup *fx);
 void joule_qgemm_ukernel_avx2(int64_t kgroups, const void *apanel, const void *bpanel,
-                              int32_t *c, int64_t ldc);
+                              int32_t *c, int64_t ldc, const joule_qgemm_fixup *fx);
 void joule_qgemm_ukernel_avxvnni(int64_t kgroups, const void *apanel, const void *bpanel,
-                                 int32_t *c, int64_t ldc);
+                                 int32_t *c, int64_t ldc, const joule_qgemm_fixup *fx);
 void joule_qgemm_ukernel_avx512vnni(int64_t kgroups, const void *apanel, const void *bpanel,
-                                    int32_t *c, int64_t ldc);
+                                    int32_t *c, int64_t ldc, const joule_qgemm_fixup *fx);
 
 /* Tile geometry of each path (MR x NR, k group KG). */
 #define JOULE_QGEMM_C_MR 4

@@ -30,7 +30,8 @@ static inline int32_t load_i32(const void *p)
 __attribute__((target("avx2"))) void joule_qgemm_ukernel_avx2(int64_t kgroups,
                                                                const void *apanel,
                                                                const void *bpanel, int32_t *c,
-                                                               int64_t ldc)
+                                                               int64_t ldc,
+                                                               const joule_qgemm_fixup *fx)
 {
     enum { MR = JOULE_QGEMM_AVX2_MR, NR = JOULE_QGEMM_AVX2_NR, KG = JOULE_QGEMM_AVX2_KG };
     const uint16_t *a = apanel;
@@ -53,9 +54,23 @@ __attribute__((target("avx2"))) void joule_qgemm_ukernel_avx2(int64_t kgroups,
         ROW(5, c50, c51)
 #undef ROW
     }
+    const __m256i ca0 = _mm256_loadu_si256((const __m256i *)fx->col_a);
+    const __m256i ca1 = _mm256_loadu_si256((const __m256i *)(fx->col_a + 8));
+    const __m256i cb0 = _mm256_loadu_si256((const __m256i *)fx->col_b);
+    const __m256i cb1 = _mm256_loadu_si256((const __m256i *)(fx->col_b + 8));
 #define STORE(i, lo, hi)                                                                           \
-    _mm256_storeu_si256((__m256i *)(c + (i) * ldc), lo);                                           \
-    _mm256_storeu_si256((__m256i *)(c + (i) * ldc + 8), hi);
+    {                                                                                              \
+        const __m256i ra = _mm256_set1_epi32(fx->row_a[i]);                                        \
+        lo = _mm256_add_epi32(lo, _mm256_mullo_epi32(ra, ca0));                                    \
+        hi = _mm256_add_epi32(hi, _mm256_mullo_epi32(ra, ca1));                                    \
+        if (fx->row_b) {                                                                           \
+            const __m256i rb = _mm256_set1_epi32(fx->row_b[i]);                                    \
+            lo = _mm256_add_epi32(lo, _mm256_mullo_epi32(rb, cb0));                                \
+            hi = _mm256_add_epi32(hi, _mm256_mullo_epi32(rb, cb1));                                \
+        }                                                                                          \
+        _mm256_storeu_si256((__m256i *)(c + (i) * ldc), lo);                                       \
+        _mm256_storeu_si256((__m256i *)(c + (i) * ldc + 8), hi);                                   \
+    }
     STORE(0, c00, c01)
     STORE(1, c10, c11)
     STORE(2, c20, c21)
@@ -70,7 +85,8 @@ __attribute__((target("avx2"))) void joule_qgemm_ukernel_avx2(int64_t kgroups,
 __attribute__((target("avx2,avxvnni"))) void joule_qgemm_ukernel_avxvnni(int64_t kgroups,
                                                                           const void *apanel,
                                                                           const void *bpanel,
-                                                                          int32_t *c, int64_t ldc)
+                                                                          int32_t *c, int64_t ldc,
+                                                                          const joule_qgemm_fixup *fx)
 {
     enum { MR = JOULE_QGEMM_AVXVNNI_MR, NR = JOULE_QGEMM_AVXVNNI_NR, KG = JOULE_QGEMM_AVXVNNI_KG };
     const uint8_t *a = apanel;
@@ -93,9 +109,23 @@ __attribute__((target("avx2,avxvnni"))) void joule_qgemm_ukernel_avxvnni(int64_t
         ROW(5, c50, c51)
 #undef ROW
     }
+    const __m256i ca0 = _mm256_loadu_si256((const __m256i *)fx->col_a);
+    const __m256i ca1 = _mm256_loadu_si256((const __m256i *)(fx->col_a + 8));
+    const __m256i cb0 = _mm256_loadu_si256((const __m256i *)fx->col_b);
+    const __m256i cb1 = _mm256_loadu_si256((const __m256i *)(fx->col_b + 8));
 #define STORE(i, lo, hi)                                                                           \
-    _mm256_storeu_si256((__m256i *)(c + (i) * ldc), lo);                                           \
-    _mm256_storeu_si256((__m256i *)(c + (i) * ldc + 8), hi);
+    {                                                                                              \
+        const __m256i ra = _mm256_set1_epi32(fx->row_a[i]);                                        \
+        lo = _mm256_add_epi32(lo, _mm256_mullo_epi32(ra, ca0));                                    \
+        hi = _mm256_add_epi32(hi, _mm256_mullo_epi32(ra, ca1));                                    \
+        if (fx->row_b) {                                                                           \
+            const __m256i rb = _mm256_set1_epi32(fx->row_b[i]);                                    \
+            lo = _mm256_add_epi32(lo, _mm256_mullo_epi32(rb, cb0));                                \
+            hi = _mm256_add_epi32(hi, _mm256_mullo_epi32(rb, cb1));                                \
+        }                                                                                          \
+        _mm256_storeu_si256((__m256i *)(c + (i) * ldc), lo);                                       \
+        _mm256_storeu_si256((__m256i *)(c + (i) * ldc + 8), hi);                                   \
+    }
     STORE(0, c00, c01)
     STORE(1, c10, c11)
     STORE(2, c20, c21)
@@ -109,7 +139,7 @@ __attribute__((target("avx2,avxvnni"))) void joule_qgemm_ukernel_avxvnni(int64_t
 
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void
 joule_qgemm_ukernel_avx512vnni(int64_t kgroups, const void *apanel, const void *bpanel,
-                               int32_t *c, int64_t ldc)
+                               int32_t *c, int64_t ldc, const joule_qgemm_fixup *fx)
 {
     enum {
         MR = JOULE_QGEMM_AVX512VNNI_MR,
@@ -139,9 +169,23 @@ joule_qgemm_ukernel_avx512vnni(int64_t kgroups, const void *apanel, const void *
         ROW(7, c70, c71)
 #undef ROW
     }
+    const __m512i ca0 = _mm512_loadu_si512((const void *)fx->col_a);
+    const __m512i ca1 = _mm512_loadu_si512((const void *)(fx->col_a + 16));
+    const __m512i cb0 = _mm512_loadu_si512((const void *)fx->col_b);
+    const __m512i cb1 = _mm512_loadu_si512((const void *)(fx->col_b + 16));
 #define STORE(i, lo, hi)                                                                           \
-    _mm512_storeu_si512((void *)(c + (i) * ldc), lo);                                              \
-    _mm512_storeu_si512((void *)(c + (i) * ldc + 16), hi);
+    {                                                                                              \
+        const __m512i ra = _mm512_set1_epi32(fx->row_a[i]);                                        \
+        lo = _mm512_add_epi32(lo, _mm512_mullo_epi32(ra, ca0));                                    \
+        hi = _mm512_add_epi32(hi, _mm512_mullo_epi32(ra, ca1));                                    \
+        if (fx->row_b) {                                                                           \
+            const __m512i rb = _mm512_set1_epi32(fx->row_b[i]);                                    \
+            lo = _mm512_add_epi32(lo, _mm512_mullo_epi32(rb, cb0));                                \
+            hi = _mm512_add_epi32(hi, _mm512_mullo_epi32(rb, cb1));                                \
+        }                                                                                          \
+        _mm512_storeu_si512((void *)(c + (i) * ldc), lo);                                          \
+        _mm512_storeu_si512((void *)(c + (i) * ldc + 16), hi);                                     \
+    }
     STORE(0, c00, c01)
     STORE(1, c10, c11)
     STORE(2, c20, c21)

@@ -69,13 +69,13 @@ static inline void joule_q_range(joule_dtype t, int32_t *lo, int32_t *hi)
 }
 
 /* saturate(round_half_even(v) + zp) as ONNX writes it, computed in float: rintf rounds half to
- * even in the default rounding mode; a NaN lands on lo (fmaxf returns the number), so no NaN or
- * out-of-range float ever reaches the integer conversion. */
+ * even in the default rounding mode; a NaN lands on lo, so no NaN or out-of-range float ever
+ * reaches the integer conversion. (Comparisons, not fmaxf/fminf, which gcc leaves as calls.) */
 static inline int32_t joule_q_round_sat(float v, int32_t zp, int32_t lo, int32_t hi)
 {
     float r = rintf(v) + (float)zp;
-    r = fmaxf(r, (float)lo);
-    r = fminf(r, (float)hi);
+    r = r >= (float)lo ? r : (float)lo; /* false for NaN: lo */
+    r = r <= (float)hi ? r : (float)hi;
     return (int32_t)r;
 }
 
@@ -203,7 +203,7 @@ typedef struct joule_q_conv_state {
     bool x_signed, w_signed;
     joule_qgemm_packed **wpack; /* per group; NULL entries when W is not constant at prepare */
     bool depthwise;             /* cg == 1 && mg == 1: direct loops instead of a GEMM */
-    int64_t ptile;              /* output pixels per im2row chunk */
+    int64_t ptile;              /* output pixels per im2col chunk */
     int threads;                /* what the scratch was sized for */
     size_t scratch_bytes;
 } joule_q_conv_state;

@@ -14,9 +14,9 @@ const joule_kernel joule_cpu_kernels_quant[] = {
      joule_q_matmul_integer_prepare, joule_q_matmul_integer_run, joule_q_matmul_destroy},
     {"QLinearMatMul", "", "cpu.quant.qlinear_matmul.qgemm", joule_q_qlinear_matmul_supports,
      joule_q_qlinear_matmul_prepare, joule_q_qlinear_matmul_run, joule_q_matmul_destroy},
-    {"ConvInteger", "", "cpu.quant.conv_integer.im2row_qgemm", joule_q_conv_integer_supports,
+    {"ConvInteger", "", "cpu.quant.conv_integer.im2col_qgemm", joule_q_conv_integer_supports,
      joule_q_conv_integer_prepare, joule_q_conv_integer_run, joule_q_conv_free},
-    {"QLinearConv", "", "cpu.quant.qlinear_conv.im2row_qgemm", joule_q_qlinear_conv_supports,
+    {"QLinearConv", "", "cpu.quant.qlinear_conv.im2col_qgemm", joule_q_qlinear_conv_supports,
      joule_q_qlinear_conv_prepare, joule_q_qlinear_conv_run, joule_q_conv_free},
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
