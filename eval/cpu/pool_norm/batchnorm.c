@@ -96,6 +96,7 @@ void pn_batchnorm_destroy(void *state)
             const T a = (T)ab[c], b = (T)ab[channels + c];                                        \
             const T *xp = xs + (size_t)pl * plane;                                                \
             T *yp = ys + (size_t)pl * plane;                                                      \
+            PN_SIMD                                                                               \
             for (size_t i = 0; i < plane; i++)                                                    \
                 yp[i] = xp[i] * a + b;                                                            \
         }                                                                                         \

@@ -36,6 +36,7 @@ joule_status pn_global_pool_prepare(const joule_kernel_ctx *ctx, void **state,
                 ys[c] = m;                                                                        \
             } else {                                                                              \
                 double acc = 0;                                                                   \
+                PN_SIMD_SUM(acc)                                                                  \
                 for (size_t i = 0; i < plane; i++)                                                \
                     acc += p[i];                                                                  \
                 ys[c] = plane ? (T)(acc / (double)plane) : (T)NAN;                                \

@@ -166,10 +166,12 @@ void pn_norm_destroy(void *state)
 #define ROW_STATS(T, xp, n, eps, mean_out, inv_out)                                               \
     do {                                                                                          \
         double s_ = 0;                                                                            \
+        PN_SIMD_SUM(s_)                                                                           \
         for (size_t i_ = 0; i_ < (n); i_++)                                                       \
             s_ += (xp)[i_];                                                                       \
         const double m_ = (n) ? s_ / (double)(n) : 0.0;                                           \
         double v_ = 0;                                                                            \
+        PN_SIMD_SUM(v_)                                                                           \
         for (size_t i_ = 0; i_ < (n); i_++) {                                                     \
             const double d_ = (double)(xp)[i_] - m_;                                              \
             v_ += d_ * d_;                                                                        \
@@ -199,6 +201,7 @@ static void store_stat(joule_view *v, size_t i, double val)
             double mean, inv;                                                                     \
             ROW_STATS(T, xp, inner, eps, mean, inv);                                              \
             const T m = (T)mean, iv = (T)inv;                                                     \
+            PN_SIMD                                                                               \
             for (size_t j = 0; j < inner; j++)                                                    \
                 yp[j] = (xp[j] - m) * iv * (S)[j] + (B)[j];                                       \
             store_stat(mean_v, (size_t)r, mean);                                                  \
@@ -306,6 +309,7 @@ joule_status pn_instancenorm_prepare(const joule_kernel_ctx *ctx, void **state,
             const double a = pn_load(sc->dtype, sc->data, c) * inv;                               \
             const double b = pn_load(bi->dtype, bi->data, c) - mean * a;                          \
             const T ta = (T)a, tb = (T)b;                                                         \
+            PN_SIMD                                                                               \
             for (size_t j = 0; j < plane; j++)                                                    \
                 yp[j] = xp[j] * ta + tb;                                                          \
         }                                                                                         \

@@ -6,6 +6,53 @@
 #define PN_CAT(a, b) PN_CAT2(a, b)
 #define FN(name) PN_CAT(name, SUF)
 
+/* Output columns [lo, hi) of one output row whose windows lie inside the input row: taps
+ * th0..th1 (rows hs + th * dh) times kw columns (ow * sw - pl + tw * dw). cnt divides (average). */
+static void FN(pool_row)(const T *xp, T *yr, int64_t W, int64_t hs, int64_t th0, int64_t th1,
+                         int64_t dh, int64_t kw, int64_t dw, int64_t sw, int64_t pl, int64_t lo,
+                         int64_t hi, bool is_max, int64_t cnt)
+{
+    const T init = is_max ? (T)-INFINITY : (T)0;
+    const int64_t n = hi - lo;
+    T *y = yr + lo;
+    for (int64_t j = 0; j < n; j++)
+        y[j] = init;
+    for (int64_t th = th0; th < th1; th++) {
+        for (int64_t tw = 0; tw < kw; tw++) {
+            const T *r = xp + (hs + th * dh) * W + lo * sw - pl + tw * dw; /* column lo's tap */
+            if (is_max && sw == 1) {
+                PN_SIMD
+                for (int64_t j = 0; j < n; j++)
+                    y[j] = r[j] > y[j] ? r[j] : y[j];
+            } else if (is_max && sw == 2) {
+                PN_SIMD
+                for (int64_t j = 0; j < n; j++)
+                    y[j] = r[2 * j] > y[j] ? r[2 * j] : y[j];
+            } else if (is_max) {
+                for (int64_t j = 0; j < n; j++)
+                    y[j] = r[j * sw] > y[j] ? r[j * sw] : y[j];
+            } else if (sw == 1) {
+                PN_SIMD
+                for (int64_t j = 0; j < n; j++)
+                    y[j] += r[j];
+            } else if (sw == 2) {
+                PN_SIMD
+                for (int64_t j = 0; j < n; j++)
+                    y[j] += r[2 * j];
+            } else {
+                for (int64_t j = 0; j < n; j++)
+                    y[j] += r[j * sw];
+            }
+        }
+    }
+    if (!is_max) {
+        const T c = (T)cnt;
+        PN_SIMD
+        for (int64_t j = 0; j < n; j++)
+            y[j] = cnt > 0 ? y[j] / c : (T)0;
+    }
+}
+
 /* 2D pooling over planes of H x W. p->ns is 2 here (1D was lifted to 2D by the caller). */
 static void FN(pool2d)(const pool_params *p, const T *x, T *y, int64_t *ind, size_t planes,
                        int nt)
@@ -27,7 +74,21 @@ static void FN(pool2d)(const pool_params *p, const T *x, T *y, int64_t *ind, siz
             const int64_t hs = oh * sh - pt;
             const int64_t th0 = hs < 0 ? (-hs + dh - 1) / dh : 0;
             const int64_t th1 = H > hs ? pn_min64(kh, (H - hs + dh - 1) / dh) : 0;
+            /* columns whose window lies inside the row: a whole output row at a time, tap by
+             * tap, so the loop over columns vectorizes */
+            const int64_t lo = ip ? 0 : pn_min64(OW, (pl + sw - 1) / sw);
+            const int64_t last = W - 1 - (kw - 1) * dw + pl;
+            const int64_t hi = ip || last < 0 ? lo : pn_min64(OW, last / sw + 1);
+            if (hi > lo)
+                FN(pool_row)(xp, yp + oh * OW, W, hs, th0, th1, dh, kw, dw, sw, pl, lo, hi,
+                             is_max,
+                             include_pad ? (pn_min64(hs + kh, eh) - hs) * kw
+                                         : (th1 > th0 ? th1 - th0 : 0) * kw);
             for (int64_t ow = 0; ow < OW; ow++) {
+                if (ow == lo && hi > lo) {
+                    ow = hi - 1;
+                    continue;
+                }
                 const int64_t ws = ow * sw - pl;
                 const int64_t tw0 = ws < 0 ? (-ws + dw - 1) / dw : 0;
                 const int64_t tw1 = W > ws ? pn_min64(kw, (W - ws + dw - 1) / dw) : 0;

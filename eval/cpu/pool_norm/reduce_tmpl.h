@@ -27,6 +27,7 @@ static void FN(reduce3)(const T *x, T *y, size_t outer, size_t n, size_t inner, 
                 y[r] = m;
             } else {
                 ACC acc = 0;
+                PN_SIMD_SUM(acc)
                 for (size_t j = 0; j < n; j++)
                     acc = ADD(acc, xp[j]);
                 y[r] = op == PN_RED_MEAN ? (T)((double)acc / (double)n) : FROM_ACC(acc);
@@ -48,10 +49,12 @@ static void FN(reduce3)(const T *x, T *y, size_t outer, size_t n, size_t inner, 
                 m[i] = xb[i];
             if (op == PN_RED_MAX) {
                 for (size_t j = 1; j < n; j++)
+                    PN_SIMD
                     for (size_t i = 0; i < w; i++)
                         m[i] = xb[j * inner + i] > m[i] ? xb[j * inner + i] : m[i];
             } else {
                 for (size_t j = 1; j < n; j++)
+                    PN_SIMD
                     for (size_t i = 0; i < w; i++)
                         m[i] = xb[j * inner + i] < m[i] ? xb[j * inner + i] : m[i];
             }
@@ -62,6 +65,7 @@ static void FN(reduce3)(const T *x, T *y, size_t outer, size_t n, size_t inner, 
             for (size_t i = 0; i < w; i++)
                 acc[i] = 0;
             for (size_t j = 0; j < n; j++)
+                PN_SIMD
                 for (size_t i = 0; i < w; i++)
                     acc[i] = ADD(acc[i], xb[j * inner + i]);
             for (size_t i = 0; i < w; i++)

@@ -1,6 +1,7 @@
 /* eval/cpu/pool_norm/softmax.c: Softmax and LogSoftmax. Before opset 13 the input is coerced to
  * 2D at axis (default 1) and normalized over everything from axis on; from opset 13 along one
- * axis (default -1). float and double natively, float16/bfloat16 through float32. */
+ * axis (default -1). float and double natively, float16/bfloat16 through float32. Float rows
+ * use pn_expf so the exp loop vectorizes. */
 #include <math.h>
 #include <string.h>
 
@@ -10,18 +11,26 @@
 
 #define T float
 #define SUF f32
-#define EXP expf
+#define EXP pn_expf
+#define EXP_SIMD PN_SIMD
+#define EXP_SIMD_SUM(v) PN_SIMD_SUM(v)
 #include "eval/cpu/pool_norm/softmax_tmpl.h"
 #undef T
 #undef SUF
 #undef EXP
+#undef EXP_SIMD
+#undef EXP_SIMD_SUM
 #define T double
 #define SUF f64
 #define EXP exp
+#define EXP_SIMD
+#define EXP_SIMD_SUM(v)
 #include "eval/cpu/pool_norm/softmax_tmpl.h"
 #undef T
 #undef SUF
 #undef EXP
+#undef EXP_SIMD
+#undef EXP_SIMD_SUM
 
 /* outer, n, inner of the op's view of x; false when axis is out of range. */
 static bool sm_layout(const joule_node *node, int64_t opset, const joule_view *x, size_t *outer,
