@@ -622,6 +622,8 @@ static const mm_case mm_cases[] = {
     {3, 3, {2, 4, 8}, {2, 8, 3}},
     {4, 3, {2, 1, 3, 4}, {3, 4, 5}},
     {3, 4, {1, 6, 10}, {2, 3, 10, 7}},
+    {2, 2, {3, 0}, {0, 4}}, /* empty reduction: all zeros (then requantized zero points) */
+    {2, 2, {0, 5}, {5, 9}}, /* no rows */
 };
 
 static void test_matmul_integer_random(void **state)
