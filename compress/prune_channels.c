@@ -32,7 +32,8 @@ typedef enum edit_kind {
     ED_IN,    /* a reader's weight: its input channels */
     ED_PARAM, /* a per-channel constant (bias, BN parameter, elementwise operand) */
     ED_DW,    /* a depthwise conv: its filters, and its group count */
-    ED_SHAPE  /* a Reshape's target: entry `axis` holds channels * block */
+    ED_SHAPE, /* a Reshape's target: entry `axis` holds channels * block */
+    ED_PASS   /* a node the channels pass through (zero_only checks that it maps 0 to 0) */
 } edit_kind;
 
 typedef struct edit {
@@ -341,7 +342,7 @@ static joule_status visit_elementwise(ctx *c, joule_node *n)
             return st;
     }
     put(c, n->outputs[0], (carrier){find(c, first), axis, blk});
-    return JOULE_OK;
+    return add_edit(c, first, (edit){ED_PASS, n, 0, axis, blk, false});
 }
 
 static joule_status visit_norm(ctx *c, joule_node *n, carrier ck, int n_params)
@@ -369,7 +370,7 @@ static joule_status visit_norm(ctx *c, joule_node *n, carrier ck, int n_params)
             return st;
     }
     put(c, n->outputs[0], ck);
-    return JOULE_OK;
+    return add_edit(c, ck.space, (edit){ED_PASS, n, 0, 1, 1, false});
 }
 
 static joule_status visit_conv_reader(ctx *c, joule_node *n, carrier ck)
@@ -409,7 +410,7 @@ static joule_status visit_conv_reader(ctx *c, joule_node *n, carrier ck)
         }
         joule_status st = add_edit(c, ck.space, (edit){ED_DW, n, 1, 0, 1, false});
         if (!st && n->n_inputs > 2 && n->inputs[2])
-            st = add_edit(c, ck.space, (edit){ED_PARAM, n, 2, 0, 1, false});
+            st = add_edit(c, ck.space, (edit){ED_PARAM, n, 2, 0, 1, true});
         if (!st)
             put(c, n->outputs[0], ck);
         return st;
@@ -467,7 +468,7 @@ static joule_status visit_flatten(ctx *c, joule_node *n, carrier ck)
         return JOULE_OK;
     }
     put(c, n->outputs[0], (carrier){ck.space, 1, ck.block * inner});
-    return JOULE_OK;
+    return add_edit(c, ck.space, (edit){ED_PASS, n, 0, 1, ck.block * inner, false});
 }
 
 /* A Reshape that keeps the dims before the channel axis and merges the rest (a flatten). */
@@ -502,7 +503,7 @@ static joule_status visit_reshape(ctx *c, joule_node *n, carrier ck)
             return st;
     }
     put(c, n->outputs[0], (carrier){ck.space, a, ck.block * inner});
-    return JOULE_OK;
+    return add_edit(c, ck.space, (edit){ED_PASS, n, 0, a, ck.block * inner, false});
 }
 
 /* n reads at least one carried value: follow it or block. */
@@ -529,8 +530,10 @@ static joule_status visit_reader(ctx *c, joule_node *n)
             block(c, ck.space, n, "channels are not on axis 1");
         else if (other_outputs_used(c->g, n))
             block(c, ck.space, n, "its indices output is read");
-        else
+        else {
             put(c, n->outputs[0], ck);
+            return add_edit(c, ck.space, (edit){ED_PASS, n, 0, 1, 1, false});
+        }
         return JOULE_OK;
     }
     if (strcmp(op, "BatchNormalization") == 0)
@@ -689,6 +692,96 @@ static void list_producers(ctx *c, const space *s, char *buf, size_t size)
     }
 }
 
+/* Whether every element of constant t at channel ch is zero: along axis (block positions per
+ * channel) when the constant is cut per channel, else (broadcast) all of it. */
+static bool const_zero_at(const joule_tensor *t, int axis, int64_t block, int64_t ch)
+{
+    const joule_dtype_traits *tr = joule_dtype_info(t->dtype);
+    if (!tr->to_f32)
+        return false;
+    size_t outer = 1, inner = 1, len = axis >= 0 ? (size_t)t->dims[axis] : 1;
+    for (int d = 0; axis >= 0 && d < axis; d++)
+        outer *= (size_t)t->dims[d];
+    for (int d = axis + 1; axis >= 0 && d < t->rank; d++)
+        inner *= (size_t)t->dims[d];
+    if (axis < 0)
+        inner = t->count;
+    for (size_t o = 0; o < outer; o++)
+        for (size_t i = 0; i < len; i++) {
+            if (axis >= 0 && (int64_t)i / block != ch)
+                continue;
+            for (size_t j = 0; j < inner; j++)
+                if (tr->to_f32(t->data, (o * len + i) * inner + j) != 0.0f)
+                    return false;
+        }
+    return true;
+}
+
+/* The per-channel edit of (n, input k) in s, or NULL. */
+static const edit *param_edit(const space *s, const joule_node *n, int k)
+{
+    for (size_t i = 0; i < s->n_edits; i++)
+        if (s->edits[i].kind == ED_PARAM && s->edits[i].node == n && s->edits[i].input == k)
+            return &s->edits[i];
+    return NULL;
+}
+
+static const char *const zero_to_zero_unary[] = {
+    "Relu", "LeakyRelu", "HardSwish", "Tanh", "Elu", "Selu", "Celu", "Gelu", "Mish", "Softsign",
+    "Identity", "Dropout", "Abs", "Neg", "Sqrt", "Erf", "Sin", "Floor", "Ceil", "Round", "Sign",
+    "ThresholdedRelu", "PRelu", "Mul", NULL};
+
+/* Whether node e->node maps an all-zero channel ch to zero (zero_only needs it on the path). */
+static bool keeps_zero(ctx *c, const space *s, const edit *e, int64_t ch)
+{
+    const joule_node *n = e->node;
+    const char *op = n->op_type;
+    if (in_list(op, zero_to_zero_unary) || in_list(op, pool_ops) || !strcmp(op, "Flatten") ||
+        !strcmp(op, "Reshape"))
+        return true;
+    if (!strcmp(op, "BatchNormalization")) { /* shift = B - scale * mean / sqrt(var + eps) */
+        const joule_tensor *sc = cz_const(c->g, n->inputs[1]), *b = cz_const(c->g, n->inputs[2]);
+        const joule_tensor *mu = cz_const(c->g, n->inputs[3]), *var = cz_const(c->g, n->inputs[4]);
+        const joule_dtype_traits *tr = joule_dtype_info(sc->dtype);
+        if (!tr->to_f32)
+            return false;
+        double eps = joule_attr_float(n, "epsilon", 1e-5f);
+        double shift = tr->to_f32(b->data, (size_t)ch) - tr->to_f32(sc->data, (size_t)ch) *
+                       tr->to_f32(mu->data, (size_t)ch) / sqrt(tr->to_f32(var->data, (size_t)ch) + eps);
+        return shift == 0;
+    }
+    if (!strcmp(op, "InstanceNormalization"))
+        return const_zero_at(cz_const(c->g, n->inputs[2]), 0, 1, ch);
+    if (!strcmp(op, "Clip")) {
+        for (int k = 1; k < n->n_inputs && k < 3; k++) {
+            const joule_tensor *t = n->inputs[k] ? cz_const(c->g, n->inputs[k]) : NULL;
+            if (!n->inputs[k])
+                continue;
+            if (!t || t->count != 1 || !joule_dtype_info(t->dtype)->to_f32)
+                return false;
+            float v = joule_dtype_info(t->dtype)->to_f32(t->data, 0);
+            if (k == 1 ? v > 0 : v < 0)
+                return false;
+        }
+        return true;
+    }
+    bool additive = !strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Sum") ||
+                    !strcmp(op, "Mean") || !strcmp(op, "Max") || !strcmp(op, "Min");
+    if (!strcmp(op, "Div"))
+        return get(c, n->inputs[0]).space >= 0 && get(c, n->inputs[1]).space < 0;
+    if (!additive)
+        return false;
+    for (int k = 0; k < n->n_inputs; k++) { /* constant operands must be zero there */
+        if (!n->inputs[k] || get(c, n->inputs[k]).space >= 0)
+            continue;
+        const joule_tensor *t = cz_const(c->g, n->inputs[k]);
+        const edit *pe = param_edit(s, n, k);
+        if (!t || !const_zero_at(t, pe ? pe->axis : -1, pe ? pe->block : 1, ch))
+            return false;
+    }
+    return true;
+}
+
 /* Chooses the channels to drop in space s; *n_drop 0 means none. */
 static joule_status choose(ctx *c, space *s, bool *drop, int64_t *n_drop)
 {
@@ -713,11 +806,16 @@ static joule_status choose(ctx *c, space *s, bool *drop, int64_t *n_drop)
             accumulate(t, e->axis, C, true, bias);
     }
     if (c->o->zero_only) {
-        for (int64_t ch = 0; ch < C; ch++)
-            if (imp[ch] == 0 && bias[ch] == 0) {
+        for (int64_t ch = 0; ch < C; ch++) {
+            bool dead = imp[ch] == 0 && bias[ch] == 0;
+            for (size_t i = 0; i < s->n_edits && dead; i++)
+                if (s->edits[i].kind == ED_PASS)
+                    dead = keeps_zero(c, s, &s->edits[i], ch);
+            if (dead) {
                 drop[ch] = true;
                 ++*n_drop;
             }
+        }
         if (*n_drop == C) { /* keep one so the graph keeps its shapes valid */
             drop[C - 1] = false;
             --*n_drop;
@@ -756,6 +854,8 @@ static joule_status apply_space(ctx *c, space *s, joule_report *r)
         const joule_tensor *t = cz_const(c->g, v);
         uint64_t before = t ? t->count : 0, bytes_before = t ? t->nbytes : 0;
         joule_dtype dt = t ? t->dtype : JOULE_UNDEFINED;
+        if (e->kind == ED_PASS)
+            continue;
         if (n_drop > 0) {
             if (e->kind == ED_SHAPE) {
                 joule_tensor *st_t;

@@ -42,7 +42,7 @@ typedef struct joule_report {
 
 void joule_report_init(joule_report *r);
 void joule_report_free(joule_report *r);
-/* Appends a copy of row (strings duplicated). */
+/* Appends a copy of row (strings duplicated). r may be NULL: passes then keep no rows. */
 joule_status joule_report_add(joule_report *r, const joule_layer_change *row, joule_error *err);
 /* The report as a JSON array (malloc'd string). */
 joule_status joule_report_json(const joule_report *r, char **out, joule_error *err);

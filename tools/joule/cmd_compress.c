@@ -248,11 +248,13 @@ static int build_recipe(const args *a, joule_recipe *r, joule_error *err)
 
 /* ---- report ---- */
 
-static uint64_t file_bytes(const char *path, bool external)
+/* Bytes of the model file plus its side file PATH.data when there is one (joule's default name
+ * for external data, and the usual one). */
+static uint64_t file_bytes(const char *path)
 {
     struct stat sb;
     uint64_t n = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-    if (external) {
+    {
         char data[4096];
         snprintf(data, sizeof data, "%s.data", path);
         if (stat(data, &sb) == 0)
@@ -265,7 +267,7 @@ typedef struct totals {
     uint64_t file, params, bytes, macs, nodes, weights, zeros;
 } totals;
 
-static joule_status measure(const char *path, bool external, totals *t, joule_error *err)
+static joule_status measure(const char *path, totals *t, joule_error *err)
 {
     memset(t, 0, sizeof *t);
     joule_model *m;
@@ -275,7 +277,7 @@ static joule_status measure(const char *path, bool external, totals *t, joule_er
     joule_info *info;
     st = joule_model_info(m, NULL, 0, &info, err);
     if (!st) {
-        t->file = file_bytes(path, external);
+        t->file = file_bytes(path);
         t->params = info->total_params;
         t->bytes = info->total_bytes;
         t->macs = info->total_macs;
@@ -416,7 +418,7 @@ int joule_cmd_compress(int argc, char **argv)
                             "drop --no-cleanup)");
         goto out;
     }
-    if (joule_model_load(a->in, &m, &err) || measure(a->in, false, &before, &err))
+    if (joule_model_load(a->in, &m, &err) || measure(a->in, &before, &err))
         goto out;
     if (a->report && (report_fd = open_temp(a->report, report_tmp, sizeof report_tmp, &err)) < 0)
         goto out;
@@ -425,9 +427,8 @@ int joule_cmd_compress(int argc, char **argv)
     joule_save_options so = {.external_data = a->external};
     if (joule_model_save(m, a->out, &so, &err))
         goto out;
-    if (measure(a->out, a->external, &after, &err))
+    if (measure(a->out, &after, &err))
         goto out;
-    before.file = file_bytes(a->in, false);
     if (a->report) {
         joule_status st = JOULE_ERR_NOMEM;
         if ((text = report_text(a, &recipe, &rep, &before, &after, &err))) {
