@@ -259,7 +259,9 @@ static void test_table(void **state)
         "Floor", "Ceil", "Round", "Sign", "Erf", "Tanh", "Sigmoid", "Relu", "LeakyRelu", "PRelu",
         "Elu", "Selu", "Softplus", "HardSigmoid", "HardSwish", "Gelu", "Clip", "Min", "Max", "Sum",
         "Mean", "Where", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not", "And",
-        "Or", "Xor", "Sin", "Cos", "Cast", "CastLike"};
+        "Or", "Xor", "Sin", "Cos", "Cast", "CastLike", "Mod", "BitShift", "Tan", "Asin", "Acos",
+        "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "IsNaN", "IsInf", "Softsign",
+        "ThresholdedRelu", "Shrink", "Celu"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!find_kernel(want[i]))
             fail_msg("no kernel for %s", want[i]);
@@ -742,6 +744,7 @@ static double d_round(double x) { return nearbyint(x); }
 static double d_softplus(double x) { return log1p(exp(x)); }
 static double d_hswish(double x) { return x * fmin(1, fmax(0, x / 6 + 0.5)); }
 static double d_gelu(double x) { return 0.5 * x * (1 + erf(x / sqrt(2.0))); }
+static double d_softsign(double x) { return x / (1 + fabs(x)); }
 
 static void test_unary_float(void **state)
 {
@@ -760,7 +763,12 @@ static void test_unary_float(void **state)
         {"Sigmoid", d_sigmoid, -20, 20, 5e-7, 0}, {"Sin", sin, -6, 6, 2e-7, 1e-7},
         {"Cos", cos, -6, 6, 2e-7, 1e-7},       {"Relu", d_relu, -9, 9, 0, 0},
         {"Softplus", d_softplus, -20, 20, 4e-7, 0}, {"HardSwish", d_hswish, -9, 9, 2e-7, 1e-7},
-        {"Gelu", d_gelu, -9, 9, 1e-6, 1e-7},
+        {"Gelu", d_gelu, -9, 9, 1e-6, 1e-7},  {"Tan", tan, -1.2, 1.2, 2e-7, 1e-7},
+        {"Asin", asin, -0.99, 0.99, 2e-7, 1e-7}, {"Acos", acos, -0.99, 0.99, 2e-7, 1e-7},
+        {"Atan", atan, -9, 9, 2e-7, 1e-7},     {"Sinh", sinh, -5, 5, 2e-7, 1e-7},
+        {"Cosh", cosh, -5, 5, 2e-7, 1e-7},     {"Asinh", asinh, -9, 9, 2e-7, 1e-7},
+        {"Acosh", acosh, 1, 9, 2e-7, 1e-7},    {"Atanh", atanh, -0.99, 0.99, 2e-7, 1e-7},
+        {"Softsign", d_softsign, -9, 9, 2e-7, 0},
     };
     int64_t d[2] = {37, 29};
     rng r = {99};
@@ -996,6 +1004,137 @@ static void test_legacy_broadcast(void **state)
     vfree(&a);
     vfree(&b);
     vfree(&o);
+}
+
+/* ---- Mod, BitShift, IsNaN, IsInf, ThresholdedRelu, Shrink, Celu ---- */
+
+static void test_more_ops(void **state)
+{
+    (void)state;
+    int64_t d[1] = {8};
+    /* Mod: fmod 0 = sign of the divisor, fmod 1 = sign of the dividend; x mod 0 = 0 */
+    const int32_t ia[8] = {7, -7, 7, -7, 5, 0, INT32_MIN, 9}, ib[8] = {3, 3, -3, -3, 0, 4, -1, 9};
+    const int32_t py[8] = {1, 2, -2, -1, 0, 0, 0, 0}, c[8] = {1, -1, 1, -1, 0, 0, 0, 0};
+    joule_view a = vnew(JOULE_I32, 1, d), b = vnew(JOULE_I32, 1, d), o = vnew(JOULE_I32, 1, d);
+    memcpy(a.data, ia, sizeof ia);
+    memcpy(b.data, ib, sizeof ib);
+    const joule_view *in[2] = {&a, &b};
+    for (int fm = 0; fm < 2; fm++) {
+        tnode tn;
+        tn_init(&tn, "Mod", 13, 2);
+        assert_joule_ok(joule_node_set_attr_int(tn.m->graph, tn.node, "fmod", fm, &tn.err), &tn.err);
+        assert_joule_ok(run_node(tn.node, 13, 2, in, &o, 1, &tn.err), &tn.err);
+        assert_memory_equal(o.data, fm ? c : py, sizeof py);
+        tn_free(&tn);
+    }
+    joule_view fa = vnew(JOULE_F32, 1, d), fb = vnew(JOULE_F32, 1, d), fo = vnew(JOULE_F32, 1, d);
+    for (int i = 0; i < 8; i++) {
+        vset(&fa, (size_t)i, ia[i] == INT32_MIN ? 5.5 : ia[i] + 0.5);
+        vset(&fb, (size_t)i, ib[i] == 0 ? 2 : ib[i]);
+    }
+    const joule_view *fin[2] = {&fa, &fb};
+    for (int fm = 0; fm < 2; fm++) {
+        tnode tn;
+        tn_init(&tn, "Mod", 13, 2);
+        assert_joule_ok(joule_node_set_attr_int(tn.m->graph, tn.node, "fmod", fm, &tn.err), &tn.err);
+        assert_joule_ok(run_node(tn.node, 13, 2, fin, &fo, 1, &tn.err), &tn.err);
+        for (size_t i = 0; i < 8; i++) {
+            double x = vget(&fa, i), y = vget(&fb, i), w = fmod(x, y);
+            if (!fm && w != 0 && ((w < 0) != (y < 0)))
+                w += y;
+            assert_float_equal(vget(&fo, i), w, 1e-6);
+        }
+        tn_free(&tn);
+    }
+    /* BitShift on uint8 and uint64, shifts of the width or more give 0 */
+    const joule_dtype ut[2] = {JOULE_U8, JOULE_U64};
+    for (int ti = 0; ti < 2; ti++) {
+        joule_view x = vnew(ut[ti], 1, d), y = vnew(ut[ti], 1, d), z = vnew(ut[ti], 1, d);
+        unsigned bits = 8 * (unsigned)joule_dtype_bytes(ut[ti], 1);
+        for (size_t i = 0; i < 8; i++) {
+            iset(&x, i, 0xa5u + i);
+            iset(&y, i, i == 7 ? bits : i);
+        }
+        const joule_view *sin_[2] = {&x, &y};
+        for (int left = 0; left < 2; left++) {
+            tnode tn;
+            tn_init(&tn, "BitShift", 11, 2);
+            assert_joule_ok(joule_node_set_attr_string(tn.m->graph, tn.node, "direction",
+                                                       left ? "LEFT" : "RIGHT", &tn.err),
+                            &tn.err);
+            assert_joule_ok(run_node(tn.node, 11, 2, sin_, &z, 1, &tn.err), &tn.err);
+            for (size_t i = 0; i < 8; i++) {
+                uint64_t v = iget(&x, i), s = iget(&y, i);
+                uint64_t w = s >= bits ? 0 : left ? v << s : v >> s;
+                assert_int_equal(iget(&z, i), iwrap(ut[ti], w));
+            }
+            tn_free(&tn);
+        }
+        vfree(&x);
+        vfree(&y);
+        vfree(&z);
+    }
+    /* IsNaN, IsInf (with and without detect_negative) */
+    const float sp[8] = {NAN, INFINITY, -INFINITY, 0, -1, FLT_MAX, -NAN, 3};
+    joule_view s = vnew(JOULE_F32, 1, d), bo = vnew(JOULE_BOOL, 1, d);
+    memcpy(s.data, sp, sizeof sp);
+    const joule_view *s1[1] = {&s};
+    assert_int_equal(run_op("IsNaN", 13, 1, s1, &bo, 1), JOULE_OK);
+    for (size_t i = 0; i < 8; i++)
+        assert_int_equal(((uint8_t *)bo.data)[i], isnan(sp[i]) != 0);
+    for (int dn = 0; dn < 2; dn++) {
+        tnode tn;
+        tn_init(&tn, "IsInf", 10, 1);
+        assert_joule_ok(joule_node_set_attr_int(tn.m->graph, tn.node, "detect_negative", dn, &tn.err),
+                        &tn.err);
+        assert_joule_ok(run_node(tn.node, 10, 1, s1, &bo, 1, &tn.err), &tn.err);
+        for (size_t i = 0; i < 8; i++)
+            assert_int_equal(((uint8_t *)bo.data)[i], isinf(sp[i]) && (sp[i] > 0 || dn));
+        tn_free(&tn);
+    }
+    /* ThresholdedRelu, Shrink (float and int8), Celu */
+    const float xs[8] = {-3, -1, -0.4f, 0, 0.4f, 1, 1.5f, 3};
+    memcpy(fa.data, xs, sizeof xs);
+    const joule_view *f1[1] = {&fa};
+    const char *ops[3] = {"ThresholdedRelu", "Shrink", "Celu"};
+    for (int k = 0; k < 3; k++) {
+        tnode tn;
+        tn_init(&tn, ops[k], 13, 1);
+        joule_graph *g = tn.m->graph;
+        if (k == 0)
+            assert_joule_ok(joule_node_set_attr_float(g, tn.node, "alpha", 0.9f, &tn.err), &tn.err);
+        if (k == 1) {
+            assert_joule_ok(joule_node_set_attr_float(g, tn.node, "lambd", 1.0f, &tn.err), &tn.err);
+            assert_joule_ok(joule_node_set_attr_float(g, tn.node, "bias", 0.5f, &tn.err), &tn.err);
+        }
+        if (k == 2)
+            assert_joule_ok(joule_node_set_attr_float(g, tn.node, "alpha", 2.0f, &tn.err), &tn.err);
+        assert_joule_ok(run_node(tn.node, 13, 1, f1, &fo, 1, &tn.err), &tn.err);
+        for (size_t i = 0; i < 8; i++) {
+            double x = xs[i];
+            double w = k == 0 ? (x > 0.9f ? x : 0)
+                       : k == 1 ? (x < -1 ? x + 0.5 : x > 1 ? x - 0.5 : 0)
+                                : fmax(0, x) + fmin(0, 2 * expm1(x / 2));
+            assert_true(close_to(vget(&fo, i), w, 3e-7, 1e-7));
+        }
+        if (k == 1) { /* int8 Shrink */
+            joule_view xi = vnew(JOULE_I8, 1, d), oi = vnew(JOULE_I8, 1, d);
+            for (size_t i = 0; i < 8; i++)
+                vset(&xi, i, (double)i * 3 - 10);
+            const joule_view *ii[1] = {&xi};
+            assert_joule_ok(run_node(tn.node, 13, 1, ii, &oi, 1, &tn.err), &tn.err);
+            for (size_t i = 0; i < 8; i++) {
+                double x = (double)i * 3 - 10;
+                assert_float_equal(vget(&oi, i), x < -1 ? trunc(x + 0.5) : x > 1 ? trunc(x - 0.5) : 0, 0);
+            }
+            vfree(&xi);
+            vfree(&oi);
+        }
+        tn_free(&tn);
+    }
+    joule_view *all[] = {&a, &b, &o, &fa, &fb, &fo, &s, &bo};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        vfree(all[i]);
 }
 
 /* ---- Clip ---- */
@@ -1612,7 +1751,7 @@ static void test_onnx_backend(void **state)
     print_message("backend node tests of elementwise ops: %d passed, %d failed (%d other)\n",
                   passed, failed, skipped);
     assert_int_equal(failed, 0);
-    assert_true(passed >= 170);
+    assert_true(passed >= 220);
 }
 
 int main(void)
@@ -1633,6 +1772,7 @@ int main(void)
         cmocka_unit_test(test_activation_attrs),
         cmocka_unit_test(test_prelu_legacy),
         cmocka_unit_test(test_legacy_broadcast),
+        cmocka_unit_test(test_more_ops),
         cmocka_unit_test(test_clip),
         cmocka_unit_test(test_variadic),
         cmocka_unit_test(test_where),

@@ -1,5 +1,6 @@
 /* eval/cpu/elementwise/activation.c: activations: Relu LeakyRelu PRelu Elu Selu Softplus
- * HardSigmoid HardSwish Gelu (approximate "none" or "tanh") and Clip (bounds as attributes before
+ * HardSigmoid HardSwish Gelu (approximate "none" or "tanh") Softsign ThresholdedRelu Shrink Celu
+ * and Clip (bounds as attributes before
  * opset 11, as optional scalar inputs from 11, for every numeric type from 12). Attribute
  * defaults follow the ONNX spec. */
 #include "ew.h"
@@ -359,3 +360,62 @@ joule_status ew_clip_run(const joule_kernel_ctx *c)
     }
     return ew_unary_run(&clip_spec, &par, c);
 }
+
+/* ---- Softsign, ThresholdedRelu, Celu (floats), Shrink (floats and integers) ---- */
+EW_ROW softsign_f32(EW_UN_ARGS) { (void)p; EW_MAP(float, float, x / (1.0f + ew_fm_abs(x))); }
+EW_ROW softsign_f64(EW_UN_ARGS) { (void)p; EW_MAP(double, double, x / (1.0 + fabs(x))); }
+EW_ROW thresholded_relu_f32(EW_UN_ARGS)
+{
+    const float a = p->alpha;
+    EW_MAP(float, float, x > a ? x : 0.0f);
+}
+EW_ROW thresholded_relu_f64(EW_UN_ARGS)
+{
+    const double a = p->alpha;
+    EW_MAP(double, double, x > a ? x : 0.0);
+}
+/* max(0, x) + min(0, alpha (e^(x/alpha) - 1)) */
+EW_ROW celu_f32(EW_UN_ARGS)
+{
+    const float a = p->alpha, ia = 1.0f / p->alpha;
+    EW_MAP(float, float, x > 0 ? x : a * ew_expm1f(x * ia));
+}
+EW_ROW celu_f64(EW_UN_ARGS)
+{
+    const double a = p->alpha;
+    EW_MAP(double, double, x > 0 ? x : a * expm1(x / a));
+}
+/* x < -lambd: x + bias; x > lambd: x - bias; else 0 (integers compare and add in double) */
+EW_ROW shrink_f32(EW_UN_ARGS)
+{
+    const float l = p->alpha, b = p->beta;
+    EW_MAP(float, float, x < -l ? x + b : x > l ? x - b : 0.0f);
+}
+EW_ROW shrink_f64(EW_UN_ARGS)
+{
+    const double l = p->alpha, b = p->beta;
+    EW_MAP(double, double, x < -l ? x + b : x > l ? x - b : 0.0);
+}
+#define SHRINK_INT(P, dt, sfx, T, U)                                                               \
+    EW_ROW P##_##sfx(EW_UN_ARGS)                                                                   \
+    {                                                                                              \
+        const double l = p->alpha, b = p->beta;                                                    \
+        EW_MAP(T, T, (double)x < -l ? (T)((double)x + b) : (double)x > l ? (T)((double)x - b) : (T)0); \
+    }
+EW_INTS(SHRINK_INT, shrink)
+
+static const ew_spec softsign_spec = {
+    .name = "Softsign", .un = {EW_FLOATS(EW_ENTRY, softsign)}, .half_via_f32 = true};
+static const ew_spec thresholded_relu_spec = {
+    .name = "ThresholdedRelu", .un = {EW_FLOATS(EW_ENTRY, thresholded_relu)}, .half_via_f32 = true};
+static const ew_spec celu_spec = {
+    .name = "Celu", .un = {EW_FLOATS(EW_ENTRY, celu)}, .half_via_f32 = true,
+    .grain = EW_GRAIN_COSTLY};
+static const ew_spec shrink_spec = {
+    .name = "Shrink", .un = {EW_INTS(EW_ENTRY, shrink) EW_FLOATS(EW_ENTRY, shrink)},
+    .half_via_f32 = true};
+
+FLOAT_ACT(softsign, softsign_spec, .alpha = 0)
+FLOAT_ACT(thresholded_relu, thresholded_relu_spec, .alpha = attr_f(node, "alpha", 1.0f))
+FLOAT_ACT(celu, celu_spec, .alpha = attr_f(node, "alpha", 1.0f))
+FLOAT_ACT(shrink, shrink_spec, .alpha = attr_f(node, "lambd", 0.5f), .beta = attr_f(node, "bias", 0.0f))

@@ -1,4 +1,4 @@
-/* eval/cpu/elementwise/binary.c: arithmetic with broadcasting: Add Sub Mul Div Pow.
+/* eval/cpu/elementwise/binary.c: arithmetic with broadcasting: Add Sub Mul Div Pow Mod BitShift.
  * Integers wrap (two's complement) as in ONNX Runtime; integer division truncates toward zero,
  * and since a model may divide by zero, x / 0 gives 0 instead of trapping. Pow takes a base of
  * float16/bfloat16/float/double/int32/int64 and an exponent of any numeric type. */
@@ -233,3 +233,101 @@ bool ew_pow_supports(const joule_node *node, int64_t opset, int n_in, const joul
 }
 
 joule_status ew_pow_run(const joule_kernel_ctx *c) { return ew_binary_run(&pow_spec, NULL, c); }
+
+/* ---- Mod: fmod = 0 takes the divisor's sign (Python's %), fmod = 1 the dividend's (C's fmod);
+ * an integer x mod 0 gives 0, and INT_MIN mod -1 gives 0 ---- */
+#define MOD_SINT(P, dt, sfx, T, U)                                                                 \
+    EW_ROW P##_##sfx(EW_BIN_ARGS)                                                                  \
+    {                                                                                              \
+        if (p->flag) {                                                                             \
+            EW_ZIP(T, T, T, b == 0 || b == -1 ? (T)0 : (T)(a % b));                                \
+        } else {                                                                                   \
+            EW_ZIP(T, T, T,                                                                        \
+                   b == 0 || b == -1 ? (T)0                                                        \
+                   : (a % b != 0 && ((a % b < 0) != (b < 0))) ? (T)(a % b + b)                     \
+                                                              : (T)(a % b));                       \
+        }                                                                                          \
+    }
+#define MOD_UINT(P, dt, sfx, T, U)                                                                 \
+    EW_ROW P##_##sfx(EW_BIN_ARGS)                                                                  \
+    {                                                                                              \
+        (void)p;                                                                                   \
+        EW_ZIP(T, T, T, b == 0 ? (T)0 : (T)(a % b));                                               \
+    }
+EW_SINTS(MOD_SINT, mod)
+EW_UINTS(MOD_UINT, mod)
+EW_ROW mod_f32(EW_BIN_ARGS)
+{
+    if (p->flag) {
+        EW_ZIP(float, float, float, fmodf(a, b));
+    } else { /* NumPy's mod: the remainder takes the divisor's sign */
+        EW_ZIP(float, float, float,
+               fmodf(a, b) != 0 && ((fmodf(a, b) < 0) != (b < 0)) ? fmodf(a, b) + b : fmodf(a, b));
+    }
+}
+EW_ROW mod_f64(EW_BIN_ARGS)
+{
+    if (p->flag) {
+        EW_ZIP(double, double, double, fmod(a, b));
+    } else {
+        EW_ZIP(double, double, double,
+               fmod(a, b) != 0 && ((fmod(a, b) < 0) != (b < 0)) ? fmod(a, b) + b : fmod(a, b));
+    }
+}
+static const ew_spec mod_spec = {
+    .name = "Mod", .bin = {EW_NUMS(EW_ENTRY, mod)}, .half_via_f32 = true};
+
+bool ew_mod_supports(const joule_node *node, int64_t opset, int n_in, const joule_view *const *in)
+{
+    (void)node;
+    (void)opset;
+    return ew_binary_supports(&mod_spec, n_in, in);
+}
+
+joule_status ew_mod_run(const joule_kernel_ctx *c)
+{
+    ew_par par = {.flag = c->node && joule_attr_int(c->node, "fmod", 0) != 0};
+    return ew_binary_run(&mod_spec, &par, c);
+}
+
+/* ---- BitShift (unsigned types); shifting by the width or more gives 0 ---- */
+#define SHIFT_UINT(P, dt, sfx, T, U)                                                               \
+    EW_ROW P##_##sfx(EW_BIN_ARGS)                                                                  \
+    {                                                                                              \
+        const unsigned bits = 8 * sizeof(T);                                                       \
+        if (p->flag) {                                                                             \
+            EW_ZIP(T, T, T, b >= bits ? (T)0 : (T)((U)a << b));                                    \
+        } else {                                                                                   \
+            EW_ZIP(T, T, T, b >= bits ? (T)0 : (T)(a >> b));                                       \
+        }                                                                                          \
+    }
+EW_UINTS(SHIFT_UINT, bit_shift)
+static const ew_spec bit_shift_spec = {.name = "BitShift", .bin = {EW_UINTS(EW_ENTRY, bit_shift)}};
+
+/* direction: 1 "LEFT", 0 "RIGHT", -1 missing or other */
+static int shift_direction(const joule_node *node)
+{
+    joule_string s = node ? joule_attr_string(node, "direction", "") : (joule_string){0, ""};
+    if (s.len == 4 && memcmp(s.ptr, "LEFT", 4) == 0)
+        return 1;
+    if (s.len == 5 && memcmp(s.ptr, "RIGHT", 5) == 0)
+        return 0;
+    return -1;
+}
+
+bool ew_bit_shift_supports(const joule_node *node, int64_t opset, int n_in,
+                           const joule_view *const *in)
+{
+    (void)opset;
+    return shift_direction(node) >= 0 && ew_binary_supports(&bit_shift_spec, n_in, in);
+}
+
+joule_status ew_bit_shift_run(const joule_kernel_ctx *c)
+{
+    int dir = shift_direction(c->node);
+    if (dir < 0)
+        return joule_fail(c->err, JOULE_ERR_INVALID,
+                          "%s (BitShift): direction must be \"LEFT\" or \"RIGHT\"", ew_who(c->node));
+    ew_par par = {.flag = dir};
+    return ew_binary_run(&bit_shift_spec, &par, c);
+}

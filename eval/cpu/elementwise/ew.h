@@ -291,7 +291,24 @@ static inline uint16_t ew_f2b(float f)
     X(Or, or, NULL)                                                                                \
     X(Xor, xor, NULL)                                                                              \
     X(Cast, cast, NULL)                                                                            \
-    X(CastLike, cast_like, NULL)
+    X(CastLike, cast_like, NULL)                                                                   \
+    X(Mod, mod, NULL)                                                                              \
+    X(BitShift, bit_shift, NULL)                                                                   \
+    X(Tan, tan, NULL)                                                                              \
+    X(Asin, asin, NULL)                                                                            \
+    X(Acos, acos, NULL)                                                                            \
+    X(Atan, atan, NULL)                                                                            \
+    X(Sinh, sinh, NULL)                                                                            \
+    X(Cosh, cosh, NULL)                                                                            \
+    X(Asinh, asinh, NULL)                                                                          \
+    X(Acosh, acosh, NULL)                                                                          \
+    X(Atanh, atanh, NULL)                                                                          \
+    X(IsNaN, is_nan, NULL)                                                                         \
+    X(IsInf, is_inf, NULL)                                                                         \
+    X(Softsign, softsign, NULL)                                                                    \
+    X(ThresholdedRelu, thresholded_relu, NULL)                                                     \
+    X(Shrink, shrink, NULL)                                                                        \
+    X(Celu, celu, NULL)
 
 #define EW_DECLARE(Op, op, prep)                                                                   \
     bool ew_##op##_supports(const joule_node *node, int64_t opset, int n_in,                       \

@@ -1,5 +1,6 @@
 /* eval/cpu/elementwise/unary.c: math ops of one input: Sqrt Exp Log Neg Abs Reciprocal Floor Ceil
- * Round Sign Erf Tanh Sigmoid Sin Cos. float32 uses the vectorisable fastmath.h functions for
+ * Round Sign Erf Tanh Sigmoid, the trigonometric and hyperbolic functions (Sin Cos Tan Asin Acos
+ * Atan Sinh Cosh Asinh Acosh Atanh) and IsNaN/IsInf. float32 uses the vectorisable fastmath.h functions for
  * exp, tanh, sigmoid and erf and branch-free rounding; double uses libm; float16 and bfloat16 go
  * through float32 (ew.h); integer types where ONNX allows them (Neg, Abs, Sign, Erf). */
 #include "ew.h"
@@ -183,3 +184,66 @@ EW_UNARY_KERNEL(tanh, tanh_spec)
 EW_UNARY_KERNEL(sigmoid, sigmoid_spec)
 EW_UNARY_KERNEL(sin, sin_spec)
 EW_UNARY_KERNEL(cos, cos_spec)
+
+/* ---- Tan, Asin, Acos, Atan, Sinh, Cosh, Asinh, Acosh, Atanh (libm) ---- */
+#define LIBM_OP(op, Name, ff, fd)                                                                      \
+    EW_ROW op##_f32(EW_UN_ARGS)                                                                  \
+    {                                                                                              \
+        (void)p;                                                                                   \
+        EW_MAP(float, float, ff(x));                                                               \
+    }                                                                                              \
+    EW_ROW op##_f64(EW_UN_ARGS)                                                                  \
+    {                                                                                              \
+        (void)p;                                                                                   \
+        EW_MAP(double, double, fd(x));                                                             \
+    }                                                                                              \
+    static const ew_spec op##_spec = {.name = #Name, .un = {EW_FLOATS(EW_ENTRY, op)},          \
+                                        .half_via_f32 = true, .grain = EW_GRAIN_COSTLY};           \
+    EW_UNARY_KERNEL(op, op##_spec)
+LIBM_OP(tan, Tan, tanf, tan)
+LIBM_OP(asin, Asin, asinf, asin)
+LIBM_OP(acos, Acos, acosf, acos)
+LIBM_OP(atan, Atan, atanf, atan)
+LIBM_OP(sinh, Sinh, sinhf, sinh)
+LIBM_OP(cosh, Cosh, coshf, cosh)
+LIBM_OP(asinh, Asinh, asinhf, asinh)
+LIBM_OP(acosh, Acosh, acoshf, acosh)
+LIBM_OP(atanh, Atanh, atanhf, atanh)
+
+/* ---- IsNaN, IsInf (bool results) ---- */
+EW_ROW is_nan_f32(EW_UN_ARGS) { (void)p; EW_MAP(uint8_t, float, (uint8_t)(x != x)); }
+EW_ROW is_nan_f64(EW_UN_ARGS) { (void)p; EW_MAP(uint8_t, double, (uint8_t)(x != x)); }
+static const ew_spec is_nan_spec = {
+    .name = "IsNaN", .un = {EW_FLOATS(EW_ENTRY, is_nan)}, .half_via_f32 = true, .bool_out = true};
+EW_UNARY_KERNEL(is_nan, is_nan_spec)
+
+/* flag bit 0: detect +inf, bit 1: detect -inf */
+EW_ROW is_inf_f32(EW_UN_ARGS)
+{
+    const float pos = (p->flag & 1) ? INFINITY : NAN, neg = (p->flag & 2) ? -INFINITY : NAN;
+    EW_MAP(uint8_t, float, (uint8_t)((x == pos) | (x == neg)));
+}
+EW_ROW is_inf_f64(EW_UN_ARGS)
+{
+    const double pos = (p->flag & 1) ? INFINITY : NAN, neg = (p->flag & 2) ? -INFINITY : NAN;
+    EW_MAP(uint8_t, double, (uint8_t)((x == pos) | (x == neg)));
+}
+static const ew_spec is_inf_spec = {
+    .name = "IsInf", .un = {EW_FLOATS(EW_ENTRY, is_inf)}, .half_via_f32 = true, .bool_out = true};
+
+bool ew_is_inf_supports(const joule_node *node, int64_t opset, int n_in,
+                        const joule_view *const *in)
+{
+    (void)node;
+    (void)opset;
+    return ew_unary_supports(&is_inf_spec, n_in, in);
+}
+
+joule_status ew_is_inf_run(const joule_kernel_ctx *c)
+{
+    ew_par par = {0};
+    bool pos = !c->node || joule_attr_int(c->node, "detect_positive", 1) != 0;
+    bool neg = !c->node || joule_attr_int(c->node, "detect_negative", 1) != 0;
+    par.flag = (pos ? 1 : 0) | (neg ? 2 : 0);
+    return ew_unary_run(&is_inf_spec, &par, c);
+}
