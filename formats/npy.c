@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "joule/npy.h"
+#include "formats/npy_internal.h"
 
 #define NPY_MAGIC "\x93NUMPY"
 #define NPY_MAX_HEADER (1u << 20)
@@ -217,6 +218,13 @@ static joule_status parse_header(const char *text, size_t len, const char *path,
                           "%s: fortran_order arrays are not supported (save it C-ordered, e.g. "
                           "np.save(path, np.ascontiguousarray(a)))", path);
     return parse_descr(descr, path, dtype, err);
+}
+
+joule_status joule_npy_parse_header(const char *text, size_t len, const char *path,
+                                    joule_dtype *dtype, int *rank, int64_t *dims,
+                                    joule_error *err)
+{
+    return parse_header(text, len, path, dtype, rank, dims, err);
 }
 
 /* ---- reading ---- */
