@@ -2,7 +2,9 @@
 #ifndef JOULE_H
 #define JOULE_H
 
+#include "joule/accuracy.h"
 #include "joule/cpu.h"
+#include "joule/dataset.h"
 #include "joule/dtype.h"
 #include "joule/engine.h"
 #include "joule/graph.h"
