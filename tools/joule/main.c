@@ -19,6 +19,7 @@ static const command commands[] = {
     {"info", joule_cmd_info, "show a model's inputs, layers, parameters, sparsity and MACs"},
     {"run", joule_cmd_run, "run a model on .npy inputs and write its outputs as .npy"},
     {"compress", joule_cmd_compress, "prune and clean up a model (passes from flags or a recipe)"},
+    {"eval", joule_cmd_eval, "accuracy on a dataset (top-1/top-5 with intervals), against a baseline"},
 };
 
 static void print_usage(FILE *f)
