@@ -1,0 +1,363 @@
+/* compress/calib.c: the calibration driver (calib_internal.h). A private copy of the model gets
+ * the tensors to observe as extra graph outputs; batches from the calibration data stream
+ * through joule's engine; per tensor only a running minimum/maximum (first pass) and a
+ * fixed-range 2048-bin histogram (second pass, for percentile/entropy/MSE) are kept, so memory
+ * does not grow with the data set. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "compress/calib_internal.h"
+#include "joule/dataset.h"
+#include "joule/engine.h"
+#include "joule/onnx.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Where batches come from: a dataset, or slices of an in-memory tensor. */
+typedef struct source {
+    joule_dataset *ds;
+    bool own_ds;
+    const joule_tensor *t;
+    size_t pos, limit, served;
+    joule_tensor view;
+    joule_tensor *batch; /* the dataset's last batch */
+    int item_rank;
+    int64_t item_dims[JOULE_MAX_RANK];
+    char label[256];
+} source;
+
+static joule_status source_open(source *s, const joule_static_options *o, joule_error *err)
+{
+    memset(s, 0, sizeof *s);
+    s->limit = o->calib_limit;
+    joule_status st;
+    if (o->calib) {
+        s->ds = o->calib;
+        snprintf(s->label, sizeof s->label, "calibration data");
+    } else if (o->calib_path) {
+        if ((st = joule_dataset_open(o->calib_path, o->calib_dataset, &s->ds, err)))
+            return st;
+        s->own_ds = true;
+        snprintf(s->label, sizeof s->label, "%s", o->calib_path);
+    } else if (o->calib_tensor) {
+        const joule_tensor *t = o->calib_tensor;
+        if (t->dtype != JOULE_F32 || t->rank < 1 || !t->data)
+            return joule_fail(err, JOULE_ERR_INVALID,
+                              "calibration tensor: float32 [items, ...] expected, got %s rank %d",
+                              joule_dtype_name(t->dtype), t->rank);
+        s->t = t;
+        s->item_rank = t->rank - 1;
+        memcpy(s->item_dims, t->dims + 1, (size_t)s->item_rank * sizeof *s->item_dims);
+        snprintf(s->label, sizeof s->label, "calibration tensor");
+        return JOULE_OK;
+    } else {
+        return joule_fail(err, JOULE_ERR_INVALID,
+                          "int8 static: no calibration data (give a data file, dataset or tensor)");
+    }
+    joule_dataset_item_shape(s->ds, &s->item_rank, s->item_dims);
+    return JOULE_OK;
+}
+
+static void source_close(source *s)
+{
+    joule_tensor_free(s->batch);
+    s->batch = NULL;
+    if (s->own_ds)
+        joule_dataset_free(s->ds);
+}
+
+static joule_status source_rewind(source *s, joule_error *err)
+{
+    s->pos = 0;
+    s->served = 0;
+    return s->ds ? joule_dataset_rewind(s->ds, err) : JOULE_OK;
+}
+
+/* Next batch of up to max items; *out NULL at the end. */
+static joule_status source_next(source *s, size_t max, const joule_tensor **out, joule_error *err)
+{
+    *out = NULL;
+    joule_tensor_free(s->batch);
+    s->batch = NULL;
+    if (s->limit && s->served >= s->limit)
+        return JOULE_OK;
+    if (s->limit && max > s->limit - s->served)
+        max = s->limit - s->served;
+    if (s->t) {
+        size_t items = (size_t)s->t->dims[0];
+        if (s->pos >= items)
+            return JOULE_OK;
+        size_t n = items - s->pos < max ? items - s->pos : max;
+        size_t per = items ? s->t->count / items : 0;
+        s->view = *s->t;
+        s->view.dims[0] = (int64_t)n;
+        s->view.count = n * per;
+        s->view.nbytes = s->view.count * sizeof(float);
+        s->view.data = (const float *)s->t->data + s->pos * per;
+        s->view.owned = NULL;
+        s->view.owned_strings = NULL;
+        s->view.origin = NULL;
+        s->pos += n;
+        s->served += n;
+        *out = &s->view;
+        return JOULE_OK;
+    }
+    joule_tensor *labels = NULL;
+    size_t n = 0;
+    joule_status st = joule_dataset_next(s->ds, max, &s->batch, &labels, &n, err);
+    joule_tensor_free(labels);
+    if (st)
+        return st;
+    if (n == 0) {
+        joule_tensor_free(s->batch);
+        s->batch = NULL;
+        return JOULE_OK;
+    }
+    if (s->batch->dtype != JOULE_F32)
+        return joule_fail(err, JOULE_ERR_UNSUPPORTED, "%s: batches of %s, float32 expected",
+                          s->label, joule_dtype_name(s->batch->dtype));
+    s->served += n;
+    *out = s->batch;
+    return JOULE_OK;
+}
+
+static void shape_str(int rank, const int64_t *dims, char *buf, size_t size)
+{
+    size_t at = 0;
+    at += (size_t)snprintf(buf + at, size - at, "[");
+    for (int i = 0; i < rank && at < size; i++)
+        at += (size_t)snprintf(buf + at, size - at, "%s%lld", i ? "," : "", (long long)dims[i]);
+    if (at < size)
+        snprintf(buf + at, size - at, "]");
+}
+
+/* The copy of m that calibration runs: the observed tensors become graph outputs. */
+static joule_status observer_model(const joule_model *m, const jq_calib_tensor *t, size_t n,
+                                   joule_model **out, joule_error *err)
+{
+    *out = NULL;
+    void *buf = NULL;
+    size_t len = 0;
+    joule_status st = joule_model_serialize(m, &buf, &len, err);
+    if (st)
+        return st;
+    st = joule_model_load_buffer(buf, len, "calibration copy", NULL, out, err);
+    free(buf);
+    if (st)
+        return st;
+    joule_graph *g = (*out)->graph;
+    for (size_t i = 0; i < n && !st; i++) {
+        joule_value *v = joule_graph_find_value(g, t[i].name);
+        if (!v)
+            st = joule_fail(err, JOULE_ERR_NOT_FOUND, "calibration: tensor '%s' not in the model",
+                            t[i].name);
+        else if (!(v->flags & JOULE_VALUE_INPUT))
+            st = joule_graph_add_output(g, v, err);
+    }
+    if (st) {
+        joule_model_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+typedef struct obs {
+    size_t out_index; /* session output, or SIZE_MAX for the fed input itself */
+    jq_hist h;
+    double min, max;
+    bool abs;
+} obs;
+
+static const float *obs_data(const joule_session *s, const obs *o, const joule_tensor *x,
+                             size_t *count)
+{
+    const joule_tensor *t = o->out_index == SIZE_MAX ? x : joule_session_output(s, o->out_index);
+    *count = t->count;
+    return t->data;
+}
+
+joule_status jq_calibrate(const joule_model *m, const joule_static_options *o,
+                          jq_calib_tensor *t, size_t n, joule_calib_stats *stats,
+                          joule_error *err)
+{
+    double t0 = now_s();
+    source src;
+    joule_status st = source_open(&src, o, err);
+    if (st)
+        return st;
+    joule_model *cm = NULL;
+    joule_session *s = NULL;
+    obs *ob = calloc(n ? n : 1, sizeof *ob);
+    size_t batch = o->batch ? o->batch : 64;
+    if (!ob) {
+        st = joule_fail(err, JOULE_ERR_NOMEM, "calibration: out of memory");
+        goto done;
+    }
+    if ((st = observer_model(m, t, n, &cm, err)))
+        goto done;
+    /* the one fed input, and its shape against the data's */
+    const joule_graph *g = cm->graph;
+    const joule_value *in = NULL;
+    size_t n_fed = 0;
+    for (size_t i = 0; i < g->n_inputs; i++)
+        if (!g->inputs[i]->data) {
+            in = g->inputs[i];
+            n_fed++;
+        }
+    if (n_fed != 1) {
+        st = joule_fail(err, JOULE_ERR_UNSUPPORTED,
+                        "calibration: the model takes %zu inputs; calibration data feeds one", n_fed);
+        goto done;
+    }
+    if (in->dtype != JOULE_F32) {
+        st = joule_fail(err, JOULE_ERR_UNSUPPORTED, "calibration: input '%s' is %s, not float32",
+                        in->name, joule_dtype_name(in->dtype));
+        goto done;
+    }
+    char ds[128], ms[128];
+    shape_str(src.item_rank, src.item_dims, ds, sizeof ds);
+    joule_shape_format(&in->shape, ms, sizeof ms);
+    bool fits = in->shape.rank < 0 || in->shape.rank == src.item_rank + 1;
+    for (int d = 0; fits && in->shape.rank > 0 && d < src.item_rank; d++)
+        if (in->shape.dims[d + 1].size >= 0 && in->shape.dims[d + 1].size != src.item_dims[d])
+            fits = false;
+    if (!fits) {
+        st = joule_fail(err, JOULE_ERR_INVALID,
+                        "%s: items of shape %s do not fit model input '%s' %s", src.label, ds,
+                        in->name, ms);
+        goto done;
+    }
+    joule_input_shape shape = {.name = in->name};
+    shape.shape.rank = src.item_rank + 1;
+    shape.shape.dims[0].size = (int64_t)batch;
+    for (int d = 0; d < src.item_rank; d++)
+        shape.shape.dims[d + 1].size = src.item_dims[d];
+    joule_session_options so = {.backend = JOULE_BACKEND_CPU, .threads = o->threads,
+                                .input_shapes = &shape, .n_input_shapes = 1};
+    if ((st = joule_session_create(cm, &so, &s, err)))
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        ob[i].out_index = SIZE_MAX;
+        ob[i].min = INFINITY;
+        ob[i].max = -INFINITY;
+        if (strcmp(t[i].name, in->name) == 0)
+            continue;
+        for (size_t k = 0; k < joule_session_n_outputs(s); k++)
+            if (strcmp(joule_session_output_value(s, k)->name, t[i].name) == 0)
+                ob[i].out_index = k;
+        if (ob[i].out_index == SIZE_MAX) {
+            st = joule_fail(err, JOULE_ERR_NOT_FOUND, "calibration: cannot observe '%s'",
+                            t[i].name);
+            goto done;
+        }
+    }
+
+    /* pass 1: ranges */
+    size_t items = 0;
+    if ((st = source_rewind(&src, err)))
+        goto done;
+    for (;;) {
+        const joule_tensor *x;
+        if ((st = source_next(&src, batch, &x, err)))
+            goto done;
+        if (!x)
+            break;
+        const joule_tensor *ins[1] = {x};
+        if ((st = joule_session_run(s, ins, 1, err)))
+            goto done;
+        items += (size_t)x->dims[0];
+        for (size_t i = 0; i < n; i++) {
+            size_t c;
+            const float *p = obs_data(s, &ob[i], x, &c);
+            double lo = ob[i].min, hi = ob[i].max;
+            for (size_t k = 0; k < c; k++) {
+                float v = p[k];
+                if (v < lo && isfinite(v))
+                    lo = v;
+                if (v > hi && isfinite(v))
+                    hi = v;
+            }
+            ob[i].min = lo;
+            ob[i].max = hi;
+        }
+    }
+    if (items == 0) {
+        st = joule_fail(err, JOULE_ERR_INVALID, "%s: the calibration set is empty", src.label);
+        goto done;
+    }
+    int passes = 1;
+    if (o->method != JOULE_CALIB_MINMAX) {
+        /* pass 2: histograms over the ranges just found */
+        passes = 2;
+        for (size_t i = 0; i < n; i++) {
+            double mn = isfinite(ob[i].min) ? ob[i].min : 0, mx = isfinite(ob[i].max) ? ob[i].max : 0;
+            bool abs = o->symmetric_activations || o->method == JOULE_CALIB_ENTROPY || mn >= 0;
+            double lo = abs ? 0 : mn, hi = abs ? fmax(fabs(mn), fabs(mx)) : mx;
+            if ((st = jq_hist_init(&ob[i].h, lo, hi, abs, JQ_HIST_BINS, err)))
+                goto done;
+        }
+        if ((st = source_rewind(&src, err)))
+            goto done;
+        for (;;) {
+            const joule_tensor *x;
+            if ((st = source_next(&src, batch, &x, err)))
+                goto done;
+            if (!x)
+                break;
+            const joule_tensor *ins[1] = {x};
+            if ((st = joule_session_run(s, ins, 1, err)))
+                goto done;
+            for (size_t i = 0; i < n; i++) {
+                size_t c;
+                const float *p = obs_data(s, &ob[i], x, &c);
+                jq_hist_add(&ob[i].h, p, c);
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        double mn = isfinite(ob[i].min) ? ob[i].min : 0, mx = isfinite(ob[i].max) ? ob[i].max : 0;
+        t[i].min = mn;
+        t[i].max = mx;
+        t[i].lo = mn;
+        t[i].hi = mx;
+        const jq_hist *h = &ob[i].h;
+        bool sym = o->symmetric_activations;
+        switch (o->method) {
+        case JOULE_CALIB_MINMAX:
+            break;
+        case JOULE_CALIB_PERCENTILE:
+            jq_range_percentile(h, o->percentile, &t[i].lo, &t[i].hi);
+            break;
+        case JOULE_CALIB_ENTROPY:
+            jq_range_entropy(h, (!sym && mn >= 0) ? 256 : 128, &t[i].lo, &t[i].hi);
+            break;
+        case JOULE_CALIB_MSE:
+            jq_range_mse(h, sym ? 254 : 255, sym, &t[i].lo, &t[i].hi);
+            break;
+        }
+    }
+    if (stats) {
+        stats->items = items;
+        stats->passes = passes;
+        stats->tensors = n;
+        stats->seconds = now_s() - t0;
+        stats->items_per_s =
+            stats->seconds > 0 ? (double)(items * (size_t)passes) / stats->seconds : 0;
+    }
+done:
+    for (size_t i = 0; ob && i < n; i++)
+        jq_hist_free(&ob[i].h);
+    free(ob);
+    joule_session_free(s);
+    joule_model_free(cm);
+    source_close(&src);
+    return st;
+}

@@ -1,0 +1,339 @@
+/* compress/quant_util.c: the arithmetic and graph helpers the quantization passes share (see
+ * quant_internal.h): scale/zero-point choice, weight and bias quantization, float16 clamping,
+ * and small builders for initializers, nodes and report rows. */
+#include <fnmatch.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compress/quant_internal.h"
+#include "formats/graph_internal.h"
+
+/* ---- arithmetic ---- */
+
+void jq_params(double lo, double hi, int qmin, int qmax, bool symmetric, float *scale, int32_t *zp)
+{
+    if (!isfinite(lo) || !isfinite(hi) || lo > hi) {
+        lo = 0;
+        hi = 0;
+    }
+    if (lo > 0)
+        lo = 0;
+    if (hi < 0)
+        hi = 0;
+    if (symmetric) {
+        double a = fmax(fabs(lo), fabs(hi));
+        lo = -a;
+        hi = a;
+    }
+    double s = (hi - lo) / (double)(qmax - qmin);
+    float sf = (float)s;
+    if (!(sf > 0) || !isfinite(sf)) {
+        *scale = 1.0f;
+        *zp = symmetric ? (qmin < 0 ? 0 : (int32_t)((qmin + qmax + 1) / 2)) : qmin;
+        return;
+    }
+    *scale = sf;
+    if (symmetric) {
+        /* centre of the integer range: 0 for [-127, 127] / [-128, 127], 128 for [0, 255] */
+        *zp = qmin < 0 ? 0 : (int32_t)((qmin + qmax + 1) / 2);
+        return;
+    }
+    double z = nearbyint((double)qmin - lo / (double)sf);
+    if (z < qmin)
+        z = qmin;
+    if (z > qmax)
+        z = qmax;
+    *zp = (int32_t)z;
+}
+
+int32_t jq_quantize_one(float x, float scale, int32_t zp, int qmin, int qmax)
+{
+    double v = nearbyint((double)x / (double)scale);
+    if (isnan(v))
+        v = 0;
+    v += zp;
+    if (v < qmin)
+        v = qmin;
+    if (v > qmax)
+        v = qmax;
+    return (int32_t)v;
+}
+
+joule_status jq_quantize_weight(const joule_tensor *w, int axis, joule_tensor **q,
+                                joule_tensor **scales, joule_error *err)
+{
+    *q = NULL;
+    *scales = NULL;
+    if (w->dtype != JOULE_F32 || !w->data)
+        return joule_fail(err, JOULE_ERR_UNSUPPORTED, "weights of dtype %s cannot be quantized",
+                          joule_dtype_name(w->dtype));
+    if (axis >= w->rank)
+        return joule_fail(err, JOULE_ERR_INVALID, "weight axis %d out of range for rank %d", axis,
+                          w->rank);
+    size_t channels = 1, outer = 1, inner = 1;
+    if (axis >= 0) {
+        channels = (size_t)w->dims[axis];
+        for (int d = 0; d < axis; d++)
+            outer *= (size_t)w->dims[d];
+        for (int d = axis + 1; d < w->rank; d++)
+            inner *= (size_t)w->dims[d];
+    } else {
+        inner = w->count;
+    }
+    joule_status st = joule_tensor_new(JOULE_I8, w->rank, w->dims, q, err);
+    if (st)
+        return st;
+    int64_t cd = (int64_t)channels;
+    if ((st = joule_tensor_new(JOULE_F32, axis >= 0 ? 1 : 0, &cd, scales, err))) {
+        joule_tensor_free(*q);
+        *q = NULL;
+        return st;
+    }
+    const float *src = w->data;
+    int8_t *dst = joule_tensor_mutable_data(*q);
+    float *sc = joule_tensor_mutable_data(*scales);
+    double *amax = calloc(channels ? channels : 1, sizeof *amax);
+    if ((!dst && (*q)->nbytes) || !sc || !amax) {
+        free(amax);
+        joule_tensor_free(*q);
+        joule_tensor_free(*scales);
+        *q = *scales = NULL;
+        return joule_fail(err, JOULE_ERR_NOMEM, "weight quantization: out of memory");
+    }
+    for (size_t o = 0; o < outer; o++)
+        for (size_t c = 0; c < channels; c++) {
+            const float *p = src + (o * channels + c) * inner;
+            for (size_t i = 0; i < inner; i++)
+                if (isfinite(p[i]) && fabs((double)p[i]) > amax[c])
+                    amax[c] = fabs((double)p[i]);
+        }
+    for (size_t c = 0; c < channels; c++) {
+        int32_t zp;
+        jq_params(-amax[c], amax[c], -127, 127, true, &sc[c], &zp);
+    }
+    for (size_t o = 0; o < outer; o++)
+        for (size_t c = 0; c < channels; c++) {
+            size_t base = (o * channels + c) * inner;
+            for (size_t i = 0; i < inner; i++)
+                dst[base + i] = (int8_t)jq_quantize_one(src[base + i], sc[c], 0, -127, 127);
+        }
+    free(amax);
+    return JOULE_OK;
+}
+
+joule_status jq_quantize_bias(const joule_tensor *b, const float *scale, size_t n,
+                              joule_tensor **q, uint64_t *clamped, joule_error *err)
+{
+    *q = NULL;
+    *clamped = 0;
+    if (b->dtype != JOULE_F32 || !b->data || (b->count != n && b->count != 1))
+        return joule_fail(err, JOULE_ERR_UNSUPPORTED, "bias: float32 with %zu entries expected", n);
+    int64_t d = (int64_t)n;
+    joule_status st = joule_tensor_new(JOULE_I32, 1, &d, q, err);
+    if (st)
+        return st;
+    int32_t *dst = joule_tensor_mutable_data(*q);
+    if (!dst && n) {
+        joule_tensor_free(*q);
+        *q = NULL;
+        return joule_fail(err, JOULE_ERR_NOMEM, "bias quantization: out of memory");
+    }
+    const float *src = b->data;
+    for (size_t c = 0; c < n; c++) {
+        double v = nearbyint((double)src[b->count == 1 ? 0 : c] / (double)scale[c]);
+        if (isnan(v))
+            v = 0;
+        if (v > INT32_MAX) {
+            v = INT32_MAX;
+            (*clamped)++;
+        } else if (v < -(double)INT32_MAX) {
+            v = -(double)INT32_MAX;
+            (*clamped)++;
+        }
+        dst[c] = (int32_t)v;
+    }
+    return JOULE_OK;
+}
+
+uint16_t jq_f32_to_f16_clamped(float x, uint64_t *over, uint64_t *under)
+{
+    const float max16 = 65504.0f, min16 = 5.9604644775390625e-8f; /* 2^-24 */
+    if (isfinite(x)) {
+        if (x > max16) {
+            x = max16;
+            (*over)++;
+        } else if (x < -max16) {
+            x = -max16;
+            (*over)++;
+        } else if (x != 0.0f && fabsf(x) < min16) {
+            x = x > 0 ? min16 : -min16;
+            (*under)++;
+        }
+    }
+    return joule_f32_to_f16(x);
+}
+
+/* ---- graph helpers ---- */
+
+bool jq_is_op(const joule_node *n, const char *op)
+{
+    return n && n->op_type && strcmp(n->op_type, op) == 0 &&
+           (!n->domain || !n->domain[0] || strcmp(n->domain, "ai.onnx") == 0);
+}
+
+bool jq_excluded(const joule_quant_exclude *ex, const joule_node *n)
+{
+    for (size_t i = 0; ex && i < ex->n; i++) {
+        const char *e = ex->items[i];
+        if (!e)
+            continue;
+        if (n->op_type && strcmp(e, n->op_type) == 0)
+            return true;
+        if (n->name && n->name[0] && fnmatch(e, n->name, 0) == 0)
+            return true;
+    }
+    return false;
+}
+
+const char *jq_label(const joule_graph *g, const joule_node *n, char *buf, size_t size)
+{
+    if (n->name && n->name[0])
+        return n->name;
+    snprintf(buf, size, "%s_%ld", n->op_type, joule_graph_node_index(g, n));
+    return buf;
+}
+
+void jq_free_name(const joule_graph *g, const char *hint, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", hint);
+    for (unsigned k = 1; joule_graph_find_value(g, buf); k++)
+        snprintf(buf, size, "%s_%u", hint, k);
+}
+
+joule_status jq_tensor_from(joule_dtype dtype, const double *v, size_t n, bool rank1,
+                            joule_tensor **out, joule_error *err)
+{
+    *out = NULL;
+    const joule_dtype_traits *tr = joule_dtype_info(dtype);
+    if (!tr->from_f32 && dtype != JOULE_I32 && dtype != JOULE_I64)
+        return joule_fail(err, JOULE_ERR_UNSUPPORTED, "constant of dtype %s", joule_dtype_name(dtype));
+    size_t count = n ? n : 1;
+    int64_t d = (int64_t)count;
+    joule_status st = joule_tensor_new(dtype, rank1 ? 1 : 0, &d, out, err);
+    if (st)
+        return st;
+    void *p = joule_tensor_mutable_data(*out);
+    if (!p) {
+        joule_tensor_free(*out);
+        *out = NULL;
+        return joule_fail(err, JOULE_ERR_NOMEM, "constant: out of memory");
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (dtype == JOULE_I32)
+            ((int32_t *)p)[i] = (int32_t)v[i];
+        else if (dtype == JOULE_I64)
+            ((int64_t *)p)[i] = (int64_t)v[i];
+        else
+            tr->from_f32(p, i, (float)v[i]);
+    }
+    return JOULE_OK;
+}
+
+joule_status jq_add_init(joule_graph *g, const char *hint, joule_tensor *t, joule_value **out,
+                         joule_error *err)
+{
+    *out = NULL;
+    joule_value *v;
+    joule_status st = joule_graph_new_value(g, hint, &v, err);
+    if (!st)
+        st = joule_graph_set_initializer(g, v, t, err);
+    if (st) {
+        joule_tensor_free(t);
+        return st;
+    }
+    *out = v;
+    return JOULE_OK;
+}
+
+joule_status jq_add_node(joule_graph *g, const char *op, const char *name, int n_in,
+                         joule_value *const *ins, int n_out, joule_value **outs,
+                         const char *const *out_hints, const joule_node *before,
+                         const joule_node *after, joule_node **out, joule_error *err)
+{
+    const char *in_names[16], *out_names[8];
+    if (n_in > 16 || n_out > 8)
+        return joule_fail(err, JOULE_ERR_INVALID, "%s: too many inputs or outputs", op);
+    joule_status st;
+    for (int i = 0; i < n_out; i++) {
+        if (!outs[i]) {
+            if ((st = joule_graph_new_value(g, out_hints[i], &outs[i], err)))
+                return st;
+        }
+        out_names[i] = outs[i]->name;
+    }
+    for (int i = 0; i < n_in; i++)
+        in_names[i] = ins[i] ? ins[i]->name : "";
+    joule_node *n;
+    if ((st = joule_node_create(g, op, "", name, n_in, in_names, n_out, out_names, &n, err)))
+        return st;
+    if (before)
+        st = joule_graph_insert_before(g, n, before, err);
+    else if (after)
+        st = joule_graph_insert_after(g, n, after, err);
+    else
+        st = joule_graph_insert_before(g, n, NULL, err);
+    if (st) {
+        joule_node_destroy(n); /* not placed: nothing else owns it */
+        return st;
+    }
+    if (out)
+        *out = n;
+    return JOULE_OK;
+}
+
+joule_status jq_take_name(joule_graph *g, joule_value *from, joule_value *to, const char *suffix,
+                          joule_error *err)
+{
+    char old[512], fresh[600];
+    snprintf(old, sizeof old, "%s", from->name);
+    char hint[560];
+    snprintf(hint, sizeof hint, "%s_%s", old, suffix);
+    jq_free_name(g, hint, fresh, sizeof fresh);
+    joule_status st = joule_graph_rename_value(g, from, fresh, err);
+    if (!st)
+        st = joule_graph_rename_value(g, to, old, err);
+    return st;
+}
+
+void jq_copy_shape(joule_value *dst, const joule_value *src)
+{
+    dst->shape = src->shape;
+}
+
+joule_status jq_row(joule_report *r, const joule_layer_change *row, joule_error *err)
+{
+    return r ? joule_report_add(r, row, err) : JOULE_OK;
+}
+
+joule_status jq_note(joule_report *r, const char *pass, const joule_graph *g, const joule_node *n,
+                     const char *tensor, joule_error *err, const char *fmt, ...)
+{
+    if (!r)
+        return JOULE_OK;
+    char note[512], lb[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(note, sizeof note, fmt, ap);
+    va_end(ap);
+    joule_layer_change row = {
+        .pass = pass,
+        .node = n ? jq_label(g, n, lb, sizeof lb) : NULL,
+        .op_type = n ? n->op_type : NULL,
+        .tensor = tensor,
+        .note = note,
+    };
+    return joule_report_add(r, &row, err);
+}
