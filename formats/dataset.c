@@ -99,8 +99,9 @@ static joule_status bad_magic(const char *path, const unsigned char *head, size_
                               joule_error *err)
 {
     char hex[16] = "";
-    for (size_t i = 0; i < n; i++)
-        snprintf(hex + 3 * i, sizeof hex - 3 * i, "%s%02x", i ? " " : "", head[i]);
+    size_t off = 0;
+    for (size_t i = 0; i < n && off < sizeof hex; i++)
+        off += (size_t)snprintf(hex + off, sizeof hex - off, "%s%02x", i ? " " : "", head[i]);
     return joule_fail(err, JOULE_ERR_PARSE, "%s: unknown data format (bad magic %s; expected IDX, "
                       ".npy, .npz or an ONNX test_data_set folder; raw float32 needs an item "
                       "shape)", path, hex);
@@ -367,8 +368,8 @@ joule_status joule_dataset_open(const char *path, const joule_dataset_options *o
         if (!opt->labels) {
             joule_error lerr = {{0}};
             st = ds_pb_open(path, true, &ds->lab, &lerr);
-            if (st == JOULE_ERR_NOT_FOUND) {
-                st = JOULE_OK; /* no output_0.pb: no labels */
+            if (st == JOULE_ERR_NOT_FOUND || st == JOULE_ERR_UNSUPPORTED) {
+                st = JOULE_OK; /* no output_0.pb, or reference outputs that are not labels */
             } else if (st) {
                 *err = lerr;
                 goto fail;

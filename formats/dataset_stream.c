@@ -66,6 +66,15 @@ typedef struct file_stream {
     gzFile gz;
 } file_stream;
 
+/* zlib's message without the "path: " it starts with. */
+static const char *gz_msg(const char *path, const char *msg)
+{
+    size_t n = strlen(path);
+    if (msg && strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ')
+        return msg + n + 2;
+    return msg ? msg : "unknown zlib error";
+}
+
 static joule_status file_read(ds_stream *s, void *buf, size_t n, size_t *got, joule_error *err)
 {
     file_stream *fs = (file_stream *)s;
@@ -79,7 +88,7 @@ static joule_status file_read(ds_stream *s, void *buf, size_t n, size_t *got, jo
             const char *msg = gzerror(fs->gz, &code);
             return joule_fail(err, code == Z_ERRNO ? JOULE_ERR_IO : JOULE_ERR_PARSE,
                               "%s: cannot read: %s", fs->path,
-                              code == Z_ERRNO ? strerror(errno) : msg);
+                              code == Z_ERRNO ? strerror(errno) : gz_msg(fs->path, msg));
         }
         if (r == 0) {
             /* a gzip stream cut short reads as a clean end in some zlib versions; ask */
@@ -87,7 +96,7 @@ static joule_status file_read(ds_stream *s, void *buf, size_t n, size_t *got, jo
             const char *msg = gzerror(fs->gz, &code);
             if (code != Z_OK && code != Z_STREAM_END)
                 return joule_fail(err, JOULE_ERR_PARSE, "%s: truncated or corrupt gzip data: %s",
-                                  fs->path, msg);
+                                  fs->path, gz_msg(fs->path, msg));
             break;
         }
         p += r;
