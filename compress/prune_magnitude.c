@@ -325,7 +325,9 @@ static joule_status collect(joule_graph *g, const joule_prune_options *o, layer 
             continue;
         const joule_tensor *ct = cz_const(g, w);
         if (!ct) {
-            st = cz_note(r, PASS, g, nd, w->name, err, "left alone: weight is computed, not a constant");
+            st = cz_note(r, PASS, g, nd, w->name, err, "left alone: %s",
+                         w->data ? "the weight is also a graph input (it can be fed at run time)"
+                                 : "the weight is computed, not a constant");
             continue;
         }
         if (!cz_float_dtype(ct->dtype)) {

@@ -685,6 +685,61 @@ static void test_channels_matmul_reshape(void **state)
     joule_model_free(m);
 }
 
+/* x[3,6] -> Gemm(W1 [K=6, N=8], transB=0, C[8]) -> LeakyRelu -> Gemm(W2 [5, 8], transB=1) -> y
+ * with hidden channels 2 and 5 dead: zero_only removes exactly those (columns of W1, entries of
+ * C, columns of W2) and the output stays; ratio 0.5 then cuts half of what is left. */
+static void test_channels_gemm_layouts(void **state)
+{
+    (void)state;
+    joule_error err = {{0}};
+    joule_model *m;
+    assert_joule_ok(joule_model_new(13, &m, &err), &err);
+    float w1[48], c[8], w2[40];
+    tc_fill(w1, 48, 71);
+    tc_fill(c, 8, 72);
+    tc_fill(w2, 40, 73);
+    for (int k = 0; k < 6; k++)
+        w1[k * 8 + 2] = w1[k * 8 + 5] = 0;
+    c[2] = c[5] = 0;
+    int64_t xd[2] = {3, 6}, d1[2] = {6, 8}, dc[1] = {8}, d2[2] = {5, 8};
+    tc_input(m, "x", 2, xd);
+    tc_const(m, "W1", JOULE_F32, 2, d1, w1);
+    tc_const(m, "C", JOULE_F32, 1, dc, c);
+    tc_const(m, "W2", JOULE_F32, 2, d2, w2);
+    const char *i1[3] = {"x", "W1", "C"}, *o1[1] = {"h"}, *i2[1] = {"h"}, *o2[1] = {"r"};
+    const char *i3[2] = {"r", "W2"}, *o3[1] = {"y"};
+    tc_add_node(m, "Gemm", "g1", 3, i1, 1, o1);
+    tc_add_node(m, "LeakyRelu", "act", 1, i2, 1, o2);
+    joule_node *g2 = tc_add_node(m, "Gemm", "g2", 2, i3, 1, o3);
+    assert_joule_ok(joule_node_set_attr_int(m->graph, g2, "transB", 1, &err), &err);
+    tc_output(m, "y");
+    joule_tensor *x = tc_random_input(2, xd, 74), *y0 = tc_run(m, x);
+    joule_channel_options o;
+    joule_channel_defaults(&o);
+    o.zero_only = true;
+    assert_joule_ok(joule_prune_channels(m, &o, NULL, &err), &err);
+    const joule_tensor *W1 = tc_weight(m->graph, tc_node(m->graph, "g1"));
+    const joule_tensor *W2 = tc_weight(m->graph, tc_node(m->graph, "g2"));
+    assert_true(W1->dims[0] == 6 && W1->dims[1] == 6);
+    assert_true(W2->dims[0] == 5 && W2->dims[1] == 6);
+    assert_int_equal(tc_node(m->graph, "g1")->inputs[2]->data->count, 6);
+    assert_int_equal(tc_zeros(W1), 0); /* exactly the dead columns went */
+    joule_tensor *y1 = tc_run(m, x);
+    assert_true(tc_max_diff(y0, y1) <= 1e-5);
+    o.zero_only = false;
+    o.ratio = 0.5;
+    assert_joule_ok(joule_prune_channels(m, &o, NULL, &err), &err);
+    assert_int_equal(tc_weight(m->graph, tc_node(m->graph, "g1"))->dims[1], 3);
+    assert_int_equal(tc_weight(m->graph, tc_node(m->graph, "g2"))->dims[1], 3);
+    joule_tensor *y2 = tc_run(m, x);
+    assert_true(y2->dims[0] == 3 && y2->dims[1] == 5);
+    joule_tensor_free(x);
+    joule_tensor_free(y0);
+    joule_tensor_free(y1);
+    joule_tensor_free(y2);
+    joule_model_free(m);
+}
+
 static void test_transformer_runs(void **state)
 {
     (void)state;
@@ -729,6 +784,7 @@ int main(void)
         cmocka_unit_test(test_channels_ratio0_same_outputs),
         cmocka_unit_test(test_channels_zero_only_same_outputs),
         cmocka_unit_test(test_channels_matmul_reshape),
+        cmocka_unit_test(test_channels_gemm_layouts),
         cmocka_unit_test(test_transformer_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,7 +39,7 @@ static const char usage_text[] =
     "  --prune-channels R           remove the fraction R in [0,1) of output channels of each\n"
     "                               Conv/Gemm/MatMul group, shrinking tensors and their readers\n"
     "  --channel-norm l1|l2         channel importance (default l1)\n"
-    "  --sparse-storage             store weights with >= 50%% zeros as sparse_initializer when\n"
+    "  --sparse-storage             store weights with >= 50% zeros as sparse_initializer when\n"
     "                               that is smaller\n"
     "  --no-cleanup                 skip cleanup (BN folding, constant folding, Identity and\n"
     "                               Dropout removal, dedup, dead code)\n"
