@@ -20,14 +20,16 @@ static bool add_str(cJSON *o, const char *key, const char *s)
     return s ? cJSON_AddStringToObject(o, key, s) != NULL : cJSON_AddNullToObject(o, key) != NULL;
 }
 
-static bool add_rate(cJSON *o, const char *key, const joule_rate *r)
+/* {count_key: hits, "total": n, "accuracy"/"rate": hits/n, "ci95": [lo, hi]} */
+static bool add_rate(cJSON *o, const char *key, const char *count_key, const char *rate_key,
+                     const joule_rate *r)
 {
     cJSON *j = cJSON_AddObjectToObject(o, key);
     if (!j)
         return false;
     cJSON *ci = cJSON_AddArrayToObject(j, "ci95");
-    return cJSON_AddNumberToObject(j, "correct", (double)r->hits) &&
-           cJSON_AddNumberToObject(j, "total", (double)r->n) && add_num(j, "accuracy", r->rate) &&
+    return cJSON_AddNumberToObject(j, count_key, (double)r->hits) &&
+           cJSON_AddNumberToObject(j, "total", (double)r->n) && add_num(j, rate_key, r->rate) &&
            ci && cJSON_AddItemToArray(ci, cJSON_CreateNumber(r->lo)) &&
            cJSON_AddItemToArray(ci, cJSON_CreateNumber(r->hi));
 }
@@ -69,14 +71,16 @@ joule_status joule_eval_result_json(const joule_eval_result *r, char **json, jou
               cJSON_AddNumberToObject(root, "images", (double)r->images) &&
               cJSON_AddNumberToObject(root, "classes", (double)r->classes);
     if (ok && r->has_labels)
-        ok = add_rate(root, "top1", &r->top1) && add_rate(root, "top5", &r->top5) &&
+        ok = add_rate(root, "top1", "correct", "accuracy", &r->top1) &&
+             add_rate(root, "top5", "correct", "accuracy", &r->top5) &&
              cJSON_AddNumberToObject(root, "topk", (double)r->topk);
     if (ok && r->has_baseline) {
         cJSON *b = cJSON_AddObjectToObject(root, "baseline");
-        ok = b && add_str(b, "model", r->baseline) && add_rate(b, "agreement", &r->agreement);
+        ok = b && add_str(b, "model", r->baseline) && add_rate(b, "agreement", "agree", "rate", &r->agreement);
         if (ok && r->has_labels) {
             cJSON *mc = NULL;
-            ok = add_rate(b, "top1", &r->base_top1) && add_rate(b, "top5", &r->base_top5) &&
+            ok = add_rate(b, "top1", "correct", "accuracy", &r->base_top1) &&
+                 add_rate(b, "top5", "correct", "accuracy", &r->base_top5) &&
                  add_num(b, "top1_delta", r->top1.rate - r->base_top1.rate) &&
                  (mc = cJSON_AddObjectToObject(b, "mcnemar")) &&
                  cJSON_AddNumberToObject(mc, "b", (double)r->mcnemar_b) &&

@@ -289,9 +289,14 @@ static void print_text(const joule_eval_result *r)
             printf("  top-1 delta  %+.3f points\n", 100 * (r->top1.rate - r->base_top1.rate));
         }
         print_rate("  agreement", &r->agreement);
-        if (r->has_labels)
+        if (r->has_labels) {
             printf("  McNemar      b=%zu (baseline right, model wrong) c=%zu (model right, "
-                   "baseline wrong) exact p=%.4g\n", r->mcnemar_b, r->mcnemar_c, r->mcnemar_p);
+                   "baseline wrong) exact p", r->mcnemar_b, r->mcnemar_c);
+            if (r->mcnemar_p < 1e-300)
+                printf("<1e-300\n");
+            else
+                printf("=%.4g\n", r->mcnemar_p);
+        }
         for (size_t i = 0; i < r->n_outputs; i++)
             print_error("  output ", &r->outputs[i]);
         if (r->layers) {
