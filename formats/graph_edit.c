@@ -234,7 +234,8 @@ joule_status joule_graph_toposort(joule_graph *g, joule_error *err)
                 break;
             }
     } else {
-        memcpy(g->nodes, order, n * sizeof *order);
+        if (n)
+            memcpy(g->nodes, order, n * sizeof *order);
     }
     for (size_t i = 0; i < g->n_values; i++)
         g->values[i]->flags &= ~defined;

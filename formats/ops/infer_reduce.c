@@ -100,7 +100,8 @@ joule_status ji_reduce(joule_infer_ctx *c)
         if (ji_attr_ints(c->node, "axes", &v, &n)) {
             if (n > 2 * JOULE_MAX_RANK)
                 return ji_infer_fail(c, "axes has %zu entries", n);
-            memcpy(axes, v, n * sizeof *v);
+            if (n)
+                memcpy(axes, v, n * sizeof *v);
         }
     } else if (ji_in_io(c, 1)) {
         known = ji_in_ints(c, 1, axes, 2 * JOULE_MAX_RANK, &n);
