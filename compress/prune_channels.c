@@ -876,13 +876,15 @@ static joule_status apply_space(ctx *c, space *s, joule_report *r)
         const joule_tensor *nt = cz_const(c->g, n->inputs[e->input]);
         char lb[160], note[768];
         if (e->kind == ED_OUT)
-            snprintf(note, sizeof note, "removed %lld of %lld output channels (%s norm)%s%s",
+            snprintf(note, sizeof note, "removed %lld of %lld output channels (%s norm)%s%s%s",
                      (long long)n_drop, (long long)C, c->o->norm == JOULE_CHANNEL_L2 ? "L2" : "L1",
-                     strchr(producers, ',') ? "; tied with " : "", strchr(producers, ',') ? producers : "");
+                     strchr(producers, ',') ? "; the same channels in all of " : "",
+                     strchr(producers, ',') ? producers : "",
+                     strchr(producers, ',') ? " (tied by residual adds)" : "");
         else
-            snprintf(note, sizeof note, "%s: removed %lld of %lld %s channels to follow %s",
+            snprintf(note, sizeof note, "%s: removed %lld of %lld %schannels to follow %s",
                      e->kind == ED_DW ? "depthwise" : "reader", (long long)n_drop, (long long)C,
-                     e->kind == ED_DW ? "" : "input", producers);
+                     e->kind == ED_DW ? "" : "input ", producers);
         joule_layer_change row = {
             .pass = PASS,
             .node = cz_label(c->g, n, lb, sizeof lb),
