@@ -20,6 +20,7 @@ static const command commands[] = {
     {"run", joule_cmd_run, "run a model on .npy inputs and write its outputs as .npy"},
     {"compress", joule_cmd_compress, "prune and clean up a model (passes from flags or a recipe)"},
     {"eval", joule_cmd_eval, "accuracy on a dataset (top-1/top-5 with intervals), against a baseline"},
+    {"report", joule_cmd_report, "before/after report of two models: JSON, Markdown and HTML with charts"},
 };
 
 static void print_usage(FILE *f)
