@@ -104,10 +104,11 @@ typedef struct joule_eval_result {
     double images_per_second; /* images / model_seconds */
 } joule_eval_result;
 
-/* Evaluates m (and baseline, may be NULL) on ds from its current position to its end; the
- * dataset is rewound first. Models must outlive nothing here: sessions are made and freed inside.
- * A model input whose item shape disagrees with the dataset's fails naming both shapes. *out is
- * filled on success (free it with joule_eval_result_free) and zeroed on failure. */
+/* Evaluates m (and baseline, may be NULL) on all of ds (rewound first). Sessions are made and
+ * freed inside; with opt->layers, private copies of both models are loaded (from m->path, or
+ * serialized) and the shared tensors declared as extra outputs there, so m and baseline are not
+ * changed. A model input whose item shape disagrees with the dataset's fails naming both
+ * shapes. *out is filled on success (free it with joule_eval_result_free), zeroed on failure. */
 joule_status joule_eval_run(const joule_model *m, const joule_model *baseline, joule_dataset *ds,
                             const joule_eval_options *opt, joule_eval_result *out,
                             joule_error *err);
