@@ -8,7 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "joule/graph.h"
 #include "joule/report.h"
+#include "joule/tensor.h"
 
 typedef struct jr_buf {
     char *s;
@@ -49,6 +51,25 @@ joule_status jr_write_atomic(const char *path, const char *text, joule_error *er
 joule_status jr_mkdirs(const char *dir, joule_error *err);
 /* Reads a whole file (malloc'd, NUL-terminated). */
 joule_status jr_read_file(const char *path, char **out, size_t *len, joule_error *err);
+
+/* Shared by the measuring code (report_measure.c) and sweeps/batches. */
+struct joule_info;
+/* The model file plus its side file PATH.data. */
+uint64_t jr_file_bytes(const char *path);
+/* Zero elements of a constant tensor (float, float16, bfloat16, int8, uint8, int32, bool). */
+uint64_t jr_count_zeros(const joule_tensor *t);
+/* The largest stored constant feeding node n (followed back through DequantizeLinear, Cast,
+ * Transpose, Identity), or NULL. */
+const joule_value *jr_node_weight(const joule_graph *g, const joule_node *n);
+/* The node named name, or one renamed "name_suffix" by a pass; NULL when gone. */
+const joule_node *jr_find_node(const joule_graph *g, const char *name);
+/* Path, file size, totals and weight sparsity of m (runs joule_model_info; *info_out is the
+ * caller's to free). */
+joule_status jr_fill_model(joule_report_model *rm, const char *path, joule_model *m,
+                           struct joule_info **info_out, joule_error *err);
+/* Median latency of one item per run of m with its interval (trials timed blocks). */
+joule_status jr_latency_one(const joule_model *m, int threads, size_t trials,
+                            joule_estimate *out, joule_error *err);
 
 /* SVG charts (eval/svg.c). Each appends one <svg> element sized width x height px. */
 

@@ -22,7 +22,7 @@ void joule_report_defaults(joule_report_options *o)
 }
 
 /* The model file plus its side file PATH.data when there is one. */
-static uint64_t file_bytes(const char *path)
+uint64_t jr_file_bytes(const char *path)
 {
     struct stat sb;
     uint64_t n = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
@@ -38,7 +38,7 @@ static uint64_t file_bytes(const char *path)
 }
 
 /* Zero elements of a constant tensor (floats compare by value, so -0 counts). */
-static uint64_t count_zeros(const joule_tensor *t)
+uint64_t jr_count_zeros(const joule_tensor *t)
 {
     uint64_t z = 0;
     if (!t || !t->data)
@@ -102,7 +102,7 @@ static const joule_value *stored_constant(const joule_graph *g, const joule_valu
 }
 
 /* The largest stored constant feeding node n (its weight). */
-static const joule_value *node_weight(const joule_graph *g, const joule_node *n)
+const joule_value *jr_node_weight(const joule_graph *g, const joule_node *n)
 {
     const joule_value *best = NULL;
     for (int i = 0; i < n->n_inputs; i++) {
@@ -113,7 +113,7 @@ static const joule_value *node_weight(const joule_graph *g, const joule_node *n)
     return best;
 }
 
-static const joule_node *find_node(const joule_graph *g, const char *name)
+const joule_node *jr_find_node(const joule_graph *g, const char *name)
 {
     if (!name || !*name)
         return NULL;
@@ -124,7 +124,7 @@ static const joule_node *find_node(const joule_graph *g, const char *name)
     size_t len = strlen(name);
     for (size_t i = 0; i < g->n_nodes; i++) {
         const char *s = g->nodes[i]->name;
-        if (s && !strncmp(s, name, len) && s[len] == '_' && node_weight(g, g->nodes[i]))
+        if (s && !strncmp(s, name, len) && s[len] == '_' && jr_node_weight(g, g->nodes[i]))
             return g->nodes[i];
     }
     return NULL;
@@ -138,7 +138,7 @@ static const joule_node *find_by_weight(const joule_graph *g, const char *wname)
         return NULL;
     size_t len = strlen(wname);
     for (size_t i = 0; i < g->n_nodes; i++) {
-        const joule_value *w = node_weight(g, g->nodes[i]);
+        const joule_value *w = jr_node_weight(g, g->nodes[i]);
         if (w && w->name && !strncmp(w->name, wname, len) && (!w->name[len] || w->name[len] == '_'))
             return g->nodes[i];
     }
@@ -166,20 +166,20 @@ static joule_status add_layers(joule_report_doc *d, const joule_model *base,
 {
     for (size_t i = 0; i < bi->n_layers; i++) {
         const joule_info_layer *il = &bi->layers[i];
-        const joule_node *bn = find_node(base->graph, il->name);
-        const joule_value *bw = bn ? node_weight(base->graph, bn) : NULL;
+        const joule_node *bn = jr_find_node(base->graph, il->name);
+        const joule_value *bw = bn ? jr_node_weight(base->graph, bn) : NULL;
         if (!bw) /* a layer info lists whose weight is not a plain stored constant */
             continue;
         joule_report_layer l = {.name = (char *)il->name, .op_type = (char *)il->op_type};
         l.dtype_before = bw->data->dtype;
         l.params_before = bw->data->count;
         l.bytes_before = bw->data->nbytes;
-        l.sparsity_before = bw->data->count ? (double)count_zeros(bw->data) / (double)bw->data->count
+        l.sparsity_before = bw->data->count ? (double)jr_count_zeros(bw->data) / (double)bw->data->count
                                             : 0;
-        const joule_node *cn = find_node(cand->graph, il->name);
-        if (!cn || !node_weight(cand->graph, cn))
+        const joule_node *cn = jr_find_node(cand->graph, il->name);
+        if (!cn || !jr_node_weight(cand->graph, cn))
             cn = find_by_weight(cand->graph, bw->name);
-        const joule_value *cw = cn ? node_weight(cand->graph, cn) : NULL;
+        const joule_value *cw = cn ? jr_node_weight(cand->graph, cn) : NULL;
         if (!cw) {
             l.removed = true;
             l.dtype_after = l.dtype_before;
@@ -188,7 +188,7 @@ static joule_status add_layers(joule_report_doc *d, const joule_model *base,
             l.params_after = cw->data->count;
             l.bytes_after = cw->data->nbytes;
             l.sparsity_after =
-                cw->data->count ? (double)count_zeros(cw->data) / (double)cw->data->count : 0;
+                cw->data->count ? (double)jr_count_zeros(cw->data) / (double)cw->data->count : 0;
         }
         scales_from_changes(changes, il->name, &l);
         joule_status st = joule_report_doc_add_layer(d, &l, err);
@@ -198,8 +198,8 @@ static joule_status add_layers(joule_report_doc *d, const joule_model *base,
     return JOULE_OK;
 }
 
-static joule_status fill_model(joule_report_model *rm, const char *path, joule_model *m,
-                               joule_info **info_out, joule_error *err)
+joule_status jr_fill_model(joule_report_model *rm, const char *path, joule_model *m,
+                            joule_info **info_out, joule_error *err)
 {
     joule_info *info;
     joule_status st = joule_model_info(m, NULL, 0, &info, err);
@@ -209,19 +209,19 @@ static joule_status fill_model(joule_report_model *rm, const char *path, joule_m
         joule_info_free(info);
         return st;
     }
-    rm->file_bytes = file_bytes(path);
+    rm->file_bytes = jr_file_bytes(path);
     rm->params = info->total_params;
     rm->param_bytes = info->total_bytes;
     rm->macs = info->total_macs;
     rm->nodes = info->total_nodes;
     uint64_t w = 0, z = 0;
     for (size_t i = 0; i < info->n_layers; i++) {
-        const joule_node *n = find_node(m->graph, info->layers[i].name);
-        const joule_value *v = n ? node_weight(m->graph, n) : NULL;
+        const joule_node *n = jr_find_node(m->graph, info->layers[i].name);
+        const joule_value *v = n ? jr_node_weight(m->graph, n) : NULL;
         if (!v)
             continue;
         w += v->data->count;
-        z += count_zeros(v->data);
+        z += jr_count_zeros(v->data);
     }
     rm->weight_sparsity = w ? (double)z / (double)w : 0;
     *info_out = info;
@@ -352,6 +352,41 @@ static joule_estimate median_estimate(double *v, size_t n)
     return e;
 }
 
+/* Sets the block length of t so one block lasts about 5 ms (at most 4096 runs), after three
+ * warm-up runs. */
+static joule_status calibrate_block(timed *t, joule_error *err)
+{
+    double ms = 0;
+    joule_status st = JOULE_OK;
+    for (int w = 0; w < 3 && !st; w++)
+        st = timed_block(t, 1, &ms, err);
+    t->reps = 1;
+    while (!st && ms * (double)t->reps < 5.0 && t->reps < 4096) {
+        t->reps *= 2;
+        st = timed_block(t, t->reps, &ms, err);
+    }
+    return st;
+}
+
+joule_status jr_latency_one(const joule_model *m, int threads, size_t trials,
+                            joule_estimate *out, joule_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!trials)
+        trials = 21;
+    timed t;
+    joule_status st = timed_make(m, threads, trials, &t, err);
+    if (st)
+        return st;
+    st = calibrate_block(&t, err);
+    for (size_t i = 0; i < trials && !st; i++)
+        st = timed_block(&t, t.reps, &t.samples[i], err);
+    if (!st)
+        *out = median_estimate(t.samples, trials);
+    timed_free(&t);
+    return st;
+}
+
 /* Times base and cand one item per run: each block repeats runs for about 5 ms, blocks of the two
  * models alternate (ABBA) so drift in clock speed or load hits both alike. */
 static joule_status measure_latency(const joule_model *base, const joule_model *cand,
@@ -367,17 +402,8 @@ static joule_status measure_latency(const joule_model *base, const joule_model *
         timed_free(&t[0]);
         return st;
     }
-    for (int k = 0; k < 2 && !st; k++) {
-        double ms = 0;
-        for (int w = 0; w < 3 && !st; w++)
-            st = timed_block(&t[k], 1, &ms, err);
-        t[k].reps = 1;
-        /* grow the block until it lasts 5 ms (at most 4096 runs) */
-        while (!st && ms * (double)t[k].reps < 5.0 && t[k].reps < 4096) {
-            t[k].reps *= 2;
-            st = timed_block(&t[k], t[k].reps, &ms, err);
-        }
-    }
+    for (int k = 0; k < 2 && !st; k++)
+        st = calibrate_block(&t[k], err);
     for (size_t i = 0; i < trials && !st; i++) {
         for (int j = 0; j < 2 && !st; j++) {
             int k = (i % 2) ? 1 - j : j;
@@ -480,9 +506,9 @@ joule_status joule_report_measure(const char *base_path, const char *cand_path,
     if (!st)
         st = joule_model_load(cand_path, &cand, err);
     if (!st)
-        st = fill_model(&d->base, base_path, base, &bi, err);
+        st = jr_fill_model(&d->base, base_path, base, &bi, err);
     if (!st)
-        st = fill_model(&d->cand, cand_path, cand, &ci, err);
+        st = jr_fill_model(&d->cand, cand_path, cand, &ci, err);
     if (!st) {
         d->has_cand = true;
         st = add_layers(d, base, cand, bi, opt->changes, err);

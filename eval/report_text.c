@@ -503,8 +503,9 @@ joule_status joule_report_doc_html(const joule_report_doc *d, char **out, joule_
     } else {
         jr_add(&b, "none (accuracy not measured)");
     }
-    jr_add(&b, "</p>\n<h2>Before and after</h2>\n<div class=\"charts\">");
+    jr_add(&b, "</p>\n");
     if (d->has_cand) {
+        jr_add(&b, "<h2>Before and after</h2>\n<div class=\"charts\">");
         joule_estimate sa = {true, (double)d->base.file_bytes / 1e3,
                              (double)d->base.file_bytes / 1e3, (double)d->base.file_bytes / 1e3};
         joule_estimate sb = {true, (double)d->cand.file_bytes / 1e3,
@@ -515,9 +516,12 @@ joule_status joule_report_doc_html(const joule_report_doc *d, char **out, joule_
                     "%.3g", true);
         jr_svg_pair(&b, d->base.energy_estimated ? "Energy per item (est.)" : "Energy per item",
                     "mJ", &d->base.energy_j, &d->cand.energy_j, 1e3, "%.3g", true);
+        jr_add(&b, "</div>\n");
+    } else {
+        jr_add(&b, "<h2>The model</h2>\n");
     }
-    jr_add(&b, "</div>\n<p class=\"muted\">Whiskers and brackets are 95% intervals: Wilson score "
-               "intervals for accuracy, order-statistic intervals of the median for latency.</p>\n");
+    jr_add(&b, "<p class=\"muted\">Brackets and whiskers are 95% intervals: Wilson score intervals "
+               "for accuracy, order-statistic intervals of the median for latency.</p>\n");
     sum_row rows[MAX_ROWS];
     size_t n = summary_rows(d, rows);
     jr_add(&b, d->has_cand ? "<table><tr><th></th><th>before</th><th>after</th><th>change</th></tr>\n"

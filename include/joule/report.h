@@ -195,6 +195,8 @@ typedef struct joule_sweep_options {
     size_t limit;                        /* items evaluated (0: all) */
     const double *sparsities;            /* pruning levels, each in [0, 1) */
     size_t n_sparsities;
+    int scope;                           /* a joule_prune_scope (joule/prune.h): per layer (0,
+                                            the default) or one global threshold (1) */
     joule_sweep_quant quant;             /* applied after pruning at every level */
     const char *calib;                   /* calibration data for int8 static */
     size_t calib_limit;                  /* calibration items (0: 256) */
@@ -210,7 +212,9 @@ void joule_sweep_defaults(joule_sweep_options *o);
 
 /* Adds a "baseline" point (the model as it is, after cleanup) and one point per sparsity (or,
  * with sensitivity, per prunable layer, ranked by accuracy drop, largest first) to d, measuring
- * file size, nonzero parameters and top-1 accuracy; marks the frontier. d->base is filled from
+ * file size, nonzero parameters and top-1 accuracy; marks the frontier. Pruned points also get
+ * sparse storage (weights with more than 2/3 zeros are saved as sparse_initializer), so that
+ * pruning shows in the file size; quantization (not in sensitivity runs) comes last. d->base is filled from
  * the model. A point whose compression or evaluation fails records its error and the sweep goes
  * on; the call fails only when the model or the data cannot be read. */
 joule_status joule_sweep_run(const char *model_path, const joule_sweep_options *opt,
