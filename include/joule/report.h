@@ -300,6 +300,7 @@ typedef struct joule_batch_run_options {
     int threads;            /* engine threads for this job (0: all cores) */
     bool skip_latency;
     bool skip_energy;
+    bool concurrent;        /* other jobs run at the same time (the report says so) */
 } joule_batch_run_options;
 
 /* Runs one job through library calls: loads the model and recipe, runs the pipeline, saves the
@@ -315,11 +316,12 @@ joule_status joule_batch_result_from_report(const joule_batch_job *j, joule_batc
 joule_status joule_batch_result_json(const joule_batch_result *r, char **out, joule_error *err);
 joule_status joule_batch_result_parse(const char *json, joule_batch_result *r, joule_error *err);
 
-/* Writes summary.csv and summary.json into dir (created when missing), each atomically. Only
- * jobs whose result is not JOULE_BATCH_PENDING are listed (another shard's jobs stay out). */
+/* Writes STEM.csv and STEM.json into dir (created when missing), each atomically; stem NULL:
+ * "summary". results[i] belongs to m->jobs[i]; only jobs whose result is not
+ * JOULE_BATCH_PENDING are listed (another shard's jobs stay out). */
 joule_status joule_batch_write_summary(const joule_batch_manifest *m,
                                        const joule_batch_result *results, const char *dir,
-                                       joule_error *err);
+                                       const char *stem, joule_error *err);
 
 #ifdef __cplusplus
 }

@@ -10,5 +10,6 @@ int joule_cmd_compress(int argc, char **argv);
 int joule_cmd_eval(int argc, char **argv);
 int joule_cmd_report(int argc, char **argv);
 int joule_cmd_sweep(int argc, char **argv);
+int joule_cmd_batch(int argc, char **argv);
 
 #endif

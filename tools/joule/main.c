@@ -22,6 +22,7 @@ static const command commands[] = {
     {"eval", joule_cmd_eval, "accuracy on a dataset (top-1/top-5 with intervals), against a baseline"},
     {"report", joule_cmd_report, "before/after report of two models: JSON, Markdown and HTML with charts"},
     {"sweep", joule_cmd_sweep, "compress at several pruning levels (or one layer at a time) and chart accuracy against size"},
+    {"batch", joule_cmd_batch, "compress and report every model of a manifest, in parallel processes"},
 };
 
 static void print_usage(FILE *f)
