@@ -147,7 +147,7 @@ static void energy_text(const joule_report_doc *d, char *out, size_t size)
     out[0] = 0;
     const joule_report_model *a = &d->base;
     if (!a->energy_j.measured) {
-        snprintf(out, size, "Energy was not measured: no energy counter was available here.");
+        snprintf(out, size, "Energy was not measured (the notes say why).");
         return;
     }
     snprintf(out, size, "Energy source: %s%s.", a->energy_source ? a->energy_source : "unknown",

@@ -170,6 +170,10 @@ void jr_svg_pair(jr_buf *b, const char *title, const char *unit, const joule_est
             left, top + plot_h);
     jr_addf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"" C_AXIS "\"/>", left,
             top + plot_h, left + plot_w, top + plot_h);
+    if (y0 > 0) /* the axis does not start at zero: mark the break */
+        jr_addf(b, "<path d=\"M%d %d l8 -4 M%d %d l8 -4\" stroke=\"" C_AXIS "\" "
+                   "stroke-width=\"1.5\"/>",
+                left - 4, top + plot_h - 6, left - 4, top + plot_h - 2);
     double slot = plot_w / 2.0, bw = slot * 0.46;
     for (int i = 0; i < 2; i++) {
         double cx = left + slot * (i + 0.5);
@@ -202,7 +206,7 @@ void jr_svg_pair(jr_buf *b, const char *title, const char *unit, const joule_est
     if (before->measured && after->measured && isfinite(before->value) && before->value != 0) {
         double r = after->value / before->value;
         jr_addf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"11\" "
-                   "fill=\"" C_AXIS "\">after / before = %.3g&#215;</text>",
+                   "fill=\"" C_AXIS "\">after / before = %.3f&#215;</text>",
                 W / 2, H - 6, r);
     }
 #undef YPOS

@@ -176,6 +176,11 @@ joule_status joule_report_measure(const char *base_path, const char *cand_path,
  * count. For n < 6 no such pair exists and lo = 0, hi = n - 1. */
 void joule_median_interval(size_t n, size_t *lo, size_t *hi);
 
+/* Finds a data file joule ships (the demo's model): $JOULE_DATA_DIR/name, then
+ * <source tree>/tests/data/name (the tree joule was built from, compiled in), then
+ * <folder of the running program>/../share/joule/name (an installed joule). */
+joule_status joule_find_data_file(const char *name, char *out, size_t size, joule_error *err);
+
 /* ---- sweeps ---- */
 
 typedef enum joule_sweep_quant {

@@ -11,5 +11,6 @@ int joule_cmd_eval(int argc, char **argv);
 int joule_cmd_report(int argc, char **argv);
 int joule_cmd_sweep(int argc, char **argv);
 int joule_cmd_batch(int argc, char **argv);
+int joule_cmd_demo(int argc, char **argv);
 
 #endif

@@ -23,6 +23,7 @@ static const command commands[] = {
     {"report", joule_cmd_report, "before/after report of two models: JSON, Markdown and HTML with charts"},
     {"sweep", joule_cmd_sweep, "compress at several pruning levels (or one layer at a time) and chart accuracy against size"},
     {"batch", joule_cmd_batch, "compress and report every model of a manifest, in parallel processes"},
+    {"demo", joule_cmd_demo, "compress the bundled CNN (50% pruning + int8), evaluate, time, report"},
 };
 
 static void print_usage(FILE *f)

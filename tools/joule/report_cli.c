@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 const char *rc_opt(int argc, char **argv, int *i, const char *opt, bool *missing)
 {
@@ -66,6 +67,34 @@ bool rc_parse_fractions(const char *v, double *out, size_t max, size_t *n)
             return false;
         p = end + 1;
     }
+}
+
+int rc_mkdirs(const char *dir)
+{
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != 0)
+            continue;
+        char c = *s;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST)
+            return -1;
+        *s = c;
+        if (!c)
+            break;
+    }
+    struct stat sb;
+    if (stat(p, &sb) != 0)
+        return -1;
+    if (!S_ISDIR(sb.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
 }
 
 void rc_progress_stage(void *user, const char *stage, size_t done, size_t total)

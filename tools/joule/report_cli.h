@@ -21,6 +21,9 @@ bool rc_parse_accuracy(const char *v, double *out);
 /* "0.3,0.5,0.7" into at most max fractions in [0, 1). */
 bool rc_parse_fractions(const char *v, double *out, size_t max, size_t *n);
 
+/* mkdir -p: 0, or -1 with errno set. */
+int rc_mkdirs(const char *dir);
+
 /* A progress bar that restarts for each stage of joule_report_measure. */
 typedef struct rc_progress {
     progress_bar pb;
