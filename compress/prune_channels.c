@@ -790,20 +790,35 @@ static joule_status choose(ctx *c, space *s, bool *drop, int64_t *n_drop)
     double *imp = calloc((size_t)C, sizeof *imp);
     double *bias = calloc((size_t)C, sizeof *bias);
     size_t *order = malloc((size_t)C * sizeof *order);
-    if (!imp || !bias || !order) {
+    double *one = malloc((size_t)C * sizeof *one);
+    if (!imp || !bias || !order || !one) {
         free(imp);
         free(bias);
         free(order);
+        free(one);
         return joule_fail(c->err, JOULE_ERR_NOMEM, "prune_channels: out of memory");
     }
     bool l2 = c->o->norm == JOULE_CHANNEL_L2;
+    /* Tied producers can differ a lot in fan-in (a 1x3x3 stem conv next to a 48-input 1x1
+     * conv): each producer's norms are divided by their mean before they are added, so every
+     * producer has the same say. */
     for (size_t i = 0; i < s->n_edits; i++) {
         const edit *e = &s->edits[i];
         const joule_tensor *t = cz_const(c->g, e->node->inputs[e->input]);
-        if (e->kind == ED_OUT)
-            accumulate(t, e->axis, C, l2, imp);
-        else if (e->bias && t && cz_float_dtype(t->dtype))
+        if (e->kind == ED_OUT) {
+            memset(one, 0, (size_t)C * sizeof *one);
+            accumulate(t, e->axis, C, l2, one);
+            double mean = 0;
+            for (int64_t ch = 0; ch < C; ch++) {
+                if (l2)
+                    one[ch] = sqrt(one[ch]);
+                mean += one[ch] / (double)C;
+            }
+            for (int64_t ch = 0; ch < C; ch++)
+                imp[ch] += mean > 0 ? one[ch] / mean : one[ch];
+        } else if (e->bias && t && cz_float_dtype(t->dtype)) {
             accumulate(t, e->axis, C, true, bias);
+        }
     }
     if (c->o->zero_only) {
         for (int64_t ch = 0; ch < C; ch++) {
@@ -834,12 +849,15 @@ static joule_status choose(ctx *c, space *s, bool *drop, int64_t *n_drop)
     free(imp);
     free(bias);
     free(order);
+    free(one);
     return JOULE_OK;
 }
 
 static joule_status apply_space(ctx *c, space *s, joule_report *r)
 {
     int64_t C = s->C;
+    if (C < 1)
+        return JOULE_OK;
     bool *drop = calloc((size_t)(C > 0 ? C : 1), sizeof *drop);
     if (!drop)
         return joule_fail(c->err, JOULE_ERR_NOMEM, "prune_channels: out of memory");
