@@ -18,6 +18,7 @@
 #include "commands.h"
 #include "joule/pipeline.h"
 #include "joule/prune.h"
+#include "joule/report.h"
 
 #define CMD "compress"
 #define MAX_LIST 256
@@ -45,6 +46,8 @@ static const char usage_text[] =
     "                               Dropout removal, dedup, dead code)\n"
     "  --recipe R.json              passes from a JSON recipe instead of the flags above\n"
     "  --report R.json              write a JSON report of what changed\n"
+    "  --report DIR/                (a folder, or a name ending in /) the full report instead:\n"
+    "                               DIR/report.json, report.md and report.html with charts\n"
     "  --external-data              write weights to OUT.data beside OUT\n";
 
 typedef struct args {
@@ -385,6 +388,43 @@ static void print_change(const char *what, uint64_t a, uint64_t b)
            (unsigned long long)b, pct);
 }
 
+/* ---- --report DIR: the full report of joule/report.h ---- */
+
+static bool report_is_dir(const char *path)
+{
+    struct stat sb;
+    size_t n = strlen(path);
+    return (n && path[n - 1] == '/') || (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode));
+}
+
+/* Measures IN against OUT (sizes, per-layer sparsity and precision, latency; no accuracy
+ * without data) and writes DIR/report.{json,md,html}. */
+static joule_status write_report_dir(const args *a, const char *dir, const joule_recipe *r,
+                                     const joule_report *rep, joule_error *err)
+{
+    joule_report_options o;
+    joule_report_defaults(&o);
+    o.changes = rep;
+    joule_report_doc *d;
+    joule_status st = joule_report_measure(a->in, a->out, &o, &d, err);
+    if (st)
+        return st;
+    char steps[1024] = "";
+    for (size_t i = 0; i < r->n_steps; i++)
+        snprintf(steps + strlen(steps), sizeof steps - strlen(steps), "%s%s", i ? ", " : "",
+                 r->steps[i].pass);
+    char title[600];
+    snprintf(title, sizeof title, "%s: compression report", a->out);
+    if (!(st = joule_report_doc_set(&d->title, title, err)) &&
+        !(st = joule_report_doc_set(&d->tool, "joule compress", err)) &&
+        !(st = joule_report_doc_set(&d->recipe, a->recipe ? a->recipe : steps, err)) &&
+        !(st = joule_report_doc_note(d, err, "Accuracy not measured: `joule report %s %s "
+                                             "--data D -o DIR` adds it.", a->in, a->out)))
+        st = joule_report_write_dir(d, dir, err);
+    joule_report_doc_free(d);
+    return st;
+}
+
 int joule_cmd_compress(int argc, char **argv)
 {
     args *a = calloc(1, sizeof *a);
@@ -407,6 +447,11 @@ int joule_cmd_compress(int argc, char **argv)
     totals before, after;
     char *text = NULL;
     rc = 1;
+    const char *report_dir = NULL; /* --report DIR/: the full report instead of one JSON file */
+    if (a->report && report_is_dir(a->report)) {
+        report_dir = a->report;
+        a->report = NULL;
+    }
     if (joule_recipe_init(&recipe, a->recipe ? a->recipe : "command line", &err)) {
         free(a);
         return cli_error(CMD, &err);
@@ -445,6 +490,15 @@ int joule_cmd_compress(int argc, char **argv)
             goto out;
         }
     }
+    if (report_dir && write_report_dir(a, report_dir, &recipe, &rep, &err)) {
+        unlink(a->out); /* all or nothing, as with the JSON report */
+        if (a->external) {
+            char data[4096];
+            snprintf(data, sizeof data, "%s.data", a->out);
+            unlink(data);
+        }
+        goto out;
+    }
     printf("joule compress: %s -> %s (", a->in, a->out);
     for (size_t i = 0; i < recipe.n_steps; i++)
         printf("%s%s", i ? ", " : "", recipe.steps[i].pass);
@@ -456,6 +510,9 @@ int joule_cmd_compress(int argc, char **argv)
     printf("  %-8s %13.2f%% -> %.2f%% of layer weights are zero\n", "sparsity",
            before.weights ? 100.0 * (double)before.zeros / (double)before.weights : 0,
            after.weights ? 100.0 * (double)after.zeros / (double)after.weights : 0);
+    if (report_dir)
+        printf("  report   %s%sreport.html (and report.md, report.json)\n", report_dir,
+               report_dir[strlen(report_dir) - 1] == '/' ? "" : "/");
     rc = 0;
 out:
     if (rc == 1)
