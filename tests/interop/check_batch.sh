@@ -9,6 +9,8 @@ set -eu
 joule=$1
 src=$2
 case $joule in /*) ;; *) joule=$PWD/$joule ;; esac
+[ -f "$src/tests/data/cnn.onnx" ] && [ -f "$src/tests/data/fmnist_test64.npy" ] ||
+    { echo "$(basename "$0"): no fixture models in $src/tests/data, skipped"; exit 77; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"

@@ -8,6 +8,8 @@ set -eu
 joule=$1
 src=$2
 case $joule in /*) ;; *) joule=$PWD/$joule ;; esac
+[ -f "$src/tests/data/cnn.onnx" ] && [ -f "$src/tests/data/fmnist_test64.npy" ] ||
+    { echo "$(basename "$0"): no fixture models in $src/tests/data, skipped"; exit 77; }
 chromium=/usr/bin/chromium
 [ -x "$chromium" ] || { echo "check_report_html: no $chromium, skipped"; exit 77; }
 [ -x /usr/bin/python3 ] || { echo "check_report_html: no /usr/bin/python3, skipped"; exit 77; }

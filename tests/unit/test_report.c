@@ -17,6 +17,16 @@
 #include "joule/prune.h"
 #include "joule/report.h"
 
+/* Skips the test when the fixture models are not there (they are made by tools/make_fixtures.py). */
+#define NEED_FIXTURE(path)                                                                         \
+    do {                                                                                           \
+        struct stat sb_;                                                                           \
+        if (stat(path, &sb_) != 0) {                                                               \
+            print_message("no %s: skipped\n", path);                                               \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
+
 #define HOSTILE "conv<script>alert('x')</script>|*_[a](b)&\"q\""
 
 static joule_report_doc *sample_doc(void)
@@ -313,6 +323,8 @@ static void test_measure_fixture(void **state)
     test_source_path("tests/data/cnn.onnx", base, sizeof base);
     test_source_path("tests/data/fmnist_test64.npy", data, sizeof data);
     test_source_path("tests/data/fmnist_test64_labels.npy", labels, sizeof labels);
+    NEED_FIXTURE(base);
+    NEED_FIXTURE(data);
     test_tmpdir(tmp, sizeof tmp);
     snprintf(cand, sizeof cand, "%s/cnn50.onnx", tmp);
     joule_model *m;
@@ -387,6 +399,8 @@ static void test_sweep_fixture(void **state)
     test_source_path("tests/data/cnn.onnx", model, sizeof model);
     test_source_path("tests/data/fmnist_test64.npy", data, sizeof data);
     test_source_path("tests/data/fmnist_test64_labels.npy", labels, sizeof labels);
+    NEED_FIXTURE(model);
+    NEED_FIXTURE(data);
     joule_dataset_options dopt = {.labels = labels};
     double levels[] = {0.5, 0.95};
     joule_sweep_options o;
