@@ -9,6 +9,7 @@ int joule_cmd_run(int argc, char **argv);
 int joule_cmd_compress(int argc, char **argv);
 int joule_cmd_eval(int argc, char **argv);
 int joule_cmd_report(int argc, char **argv);
+int joule_cmd_energy(int argc, char **argv);
 int joule_cmd_sweep(int argc, char **argv);
 int joule_cmd_batch(int argc, char **argv);
 int joule_cmd_demo(int argc, char **argv);

@@ -21,6 +21,7 @@ static const command commands[] = {
     {"compress", joule_cmd_compress, "prune and clean up a model (passes from flags or a recipe)"},
     {"eval", joule_cmd_eval, "accuracy on a dataset (top-1/top-5 with intervals), against a baseline"},
     {"report", joule_cmd_report, "before/after report of two models: JSON, Markdown and HTML with charts"},
+    {"energy", joule_cmd_energy, "energy per inference of two models (counters, else a labelled estimate)"},
     {"sweep", joule_cmd_sweep, "compress at several pruning levels (or one layer at a time) and chart accuracy against size"},
     {"batch", joule_cmd_batch, "compress and report every model of a manifest, in parallel processes"},
     {"demo", joule_cmd_demo, "compress the bundled CNN (50% pruning + int8), evaluate, time, report"},
