@@ -215,7 +215,7 @@ void jr_svg_pair(jr_buf *b, const char *title, const char *unit, const joule_est
 
 void jr_svg_layers(jr_buf *b, const joule_report_doc *d)
 {
-    const int row = 22, left = 200, barw = 360, right = 230, top = 56;
+    const int row = 22, left = 200, barw = 360, right = 244, top = 56;
     int n = (int)(d->n_layers > 400 ? 400 : d->n_layers);
     const int W = left + barw + right, H = top + row * (n ? n : 1) + 30;
     svg_open(b, W, H, "Per-layer sparsity and precision");
@@ -278,8 +278,10 @@ void jr_svg_layers(jr_buf *b, const joule_report_doc *d)
         char bb[32], ba[32];
         jr_fmt_bytes(bb, sizeof bb, l->bytes_before);
         jr_fmt_bytes(ba, sizeof ba, l->bytes_after);
+        jr_addf(b, "<rect x=\"%d\" y=\"%.1f\" width=\"10\" height=\"10\" fill=\"%s\"/>",
+                left + barw + 6, y + 6, jr_dtype_colour(l->dtype_after));
         jr_addf(b, "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" fill=\"" C_TEXT "\">%.0f%% ",
-                left + barw + 6, y + 15, 100 * sa);
+                left + barw + 20, y + 15, 100 * sa);
         jr_add_html(b, joule_dtype_name(l->dtype_after));
         jr_addf(b, ", %s &#8594; %s</text></g>", bb, ba);
     }
