@@ -476,6 +476,9 @@ joule_status joule_batch_run_job(const joule_batch_job *j, const joule_batch_run
         if (!st)
             st = joule_report_doc_set(&d->recipe_hash, hash, &e);
         free(recipe_text);
+        if (!st && opt->skip_energy && opt->concurrent)
+            st = joule_report_doc_note(d, &e, "A batch meters energy only with --jobs 1: jobs "
+                                              "running side by side share one package counter.");
         if (!st && opt->concurrent && !opt->skip_latency)
             st = joule_report_doc_note(d, &e, "Latency was timed while other jobs of the batch "
                                               "ran: compare it within this report only.");

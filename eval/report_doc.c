@@ -81,6 +81,9 @@ void joule_report_doc_free(joule_report_doc *d)
         point_free(&d->sweep[i]);
     free(d->sweep);
     free(d->changes_json);
+    free(d->energy_json);
+    free(d->energy_md);
+    free(d->energy_html);
     for (size_t i = 0; i < d->n_notes; i++)
         free(d->notes[i]);
     free(d->notes);

@@ -136,6 +136,8 @@ joule_status joule_report_doc_json(const joule_report_doc *d, char **out, joule_
         for (size_t i = 0; pts && i < d->n_sweep; i++)
             cJSON_AddItemToArray(pts, point_json(&d->sweep[i]));
     }
+    cJSON *energy = d->energy_json ? cJSON_Parse(d->energy_json) : NULL;
+    cJSON_AddItemToObject(o, "energy", energy ? energy : cJSON_CreateNull());
     cJSON *changes = d->changes_json ? cJSON_Parse(d->changes_json) : NULL;
     cJSON_AddItemToObject(o, "changes", changes ? changes : cJSON_CreateArray());
     cJSON *notes = cJSON_AddArrayToObject(o, "notes");
@@ -314,6 +316,16 @@ static joule_status doc_parse(const cJSON *o, joule_report_doc *d, joule_error *
         if (!t)
             return joule_fail(err, JOULE_ERR_NOMEM, "report: out of memory");
         joule_status st = joule_report_doc_set(&d->changes_json, t, err);
+        cJSON_free(t);
+        if (st)
+            return st;
+    }
+    const cJSON *energy = cJSON_GetObjectItemCaseSensitive(o, "energy");
+    if (cJSON_IsObject(energy)) {
+        char *t = cJSON_Print(energy);
+        if (!t)
+            return joule_fail(err, JOULE_ERR_NOMEM, "report: out of memory");
+        joule_status st = joule_report_doc_set(&d->energy_json, t, err);
         cJSON_free(t);
         if (st)
             return st;

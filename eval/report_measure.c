@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "joule/accuracy.h"
+#include "joule/energy.h"
 #include "joule/engine.h"
 #include "joule/info.h"
 #include "joule/onnx.h"
@@ -487,6 +488,67 @@ static joule_status measure_accuracy(const joule_model *base, const joule_model 
     return st;
 }
 
+/* ---- energy ---- */
+
+static joule_estimate interval_estimate(const joule_interval *i)
+{
+    joule_estimate e = {isfinite(i->mean), i->mean, i->lo, i->hi};
+    if (!isfinite(e.lo) || !isfinite(e.hi))
+        e.lo = e.hi = e.value;
+    return e;
+}
+
+/* joule_energy_compare on the two files, one item per inference; a failure leaves energy not
+ * measured with a note (only running out of memory fails the report). */
+static joule_status measure_energy(const char *base_path, const char *cand_path,
+                                   const joule_report_options *opt, joule_report_doc *d,
+                                   joule_error *err)
+{
+    joule_energy_options eo;
+    memset(&eo, 0, sizeof eo);
+    eo.base = base_path;
+    eo.candidate = cand_path;
+    eo.backend = JOULE_BACKEND_CPU;
+    eo.threads = opt->threads > 0 ? opt->threads : 1;
+    eo.batch = 1;
+    eo.trial.window_s = opt->energy_window_s > 0 ? opt->energy_window_s : 0.5;
+    eo.trial.trials = opt->energy_trials ? opt->energy_trials : 10;
+    eo.trial.warmup_s = eo.trial.window_s;
+    eo.trial.seed = 1;
+    if (opt->progress)
+        opt->progress(opt->progress_user, "energy", 0, 1);
+    joule_energy_result *r = NULL;
+    joule_error e = {{0}};
+    joule_status st = joule_energy_compare(&eo, &r, &e);
+    if (opt->progress)
+        opt->progress(opt->progress_user, "energy", 1, 1);
+    if (st == JOULE_ERR_NOMEM)
+        return joule_fail(err, st, "%s", e.msg);
+    if (st)
+        return joule_report_doc_note(d, err, "Energy not measured: %s", e.msg);
+    joule_report_model *m[2] = {&d->base, &d->cand};
+    for (int k = 0; k < 2 && !st; k++) {
+        m[k]->energy_j = interval_estimate(&r->models[k].energy_j);
+        m[k]->energy_estimated = r->estimated;
+        st = joule_report_doc_set(&m[k]->energy_source, r->method, err);
+    }
+    d->energy_ratio = interval_estimate(&r->ratio);
+    char *text = NULL;
+    if (!st && !(st = joule_energy_json(r, &text, err)))
+        st = joule_report_doc_set(&d->energy_json, text, err);
+    free(text);
+    text = NULL;
+    if (!st && !(st = joule_energy_markdown(r, &text, err)))
+        st = joule_report_doc_set(&d->energy_md, text, err);
+    free(text);
+    text = NULL;
+    if (!st && !(st = joule_energy_html(r, &text, err)))
+        st = joule_report_doc_set(&d->energy_html, text, err);
+    free(text);
+    joule_energy_result_free(r);
+    return st;
+}
+
 joule_status joule_report_measure(const char *base_path, const char *cand_path,
                                   const joule_report_options *opt, joule_report_doc **out,
                                   joule_error *err)
@@ -524,9 +586,10 @@ joule_status joule_report_measure(const char *base_path, const char *cand_path,
         st = measure_accuracy(base, cand, opt, d, err);
     if (!st && !opt->skip_latency)
         st = measure_latency(base, cand, opt, d, err);
-    if (!st)
-        st = joule_report_doc_note(d, err, "Energy not measured: this build of joule has no "
-                                           "energy meter.");
+    if (!st && !opt->skip_energy)
+        st = measure_energy(base_path, cand_path, opt, d, err);
+    else if (!st)
+        st = joule_report_doc_note(d, err, "Energy not measured: left out on request.");
     joule_info_free(bi);
     joule_info_free(ci);
     joule_model_free(base);

@@ -146,6 +146,8 @@ static void energy_text(const joule_report_doc *d, char *out, size_t size)
 {
     out[0] = 0;
     const joule_report_model *a = &d->base;
+    if (d->energy_md || d->energy_html) /* the energy section says it all */
+        return;
     if (!a->energy_j.measured) {
         snprintf(out, size, "Energy was not measured (the notes say why).");
         return;
@@ -299,12 +301,18 @@ joule_status joule_report_doc_markdown(const joule_report_doc *d, char **out, jo
         jr_add(&b, "\n");
     }
     energy_text(d, text, sizeof text);
-    jr_add(&b, "\n");
-    jr_add(&b, text);
-    jr_add(&b, "\n");
+    if (*text) {
+        jr_add(&b, "\n");
+        jr_add(&b, text);
+        jr_add(&b, "\n");
+    }
     if (d->has_cand || d->n_layers)
         md_layers(&b, d);
     md_sweep(&b, d);
+    if (d->energy_md) {
+        jr_add(&b, "\n");
+        jr_add(&b, d->energy_md);
+    }
     if (d->n_notes) {
         jr_add(&b, "\n## Notes\n\n");
         for (size_t i = 0; i < d->n_notes; i++) {
@@ -521,7 +529,8 @@ joule_status joule_report_doc_html(const joule_report_doc *d, char **out, joule_
         jr_add(&b, "<h2>The model</h2>\n");
     }
     jr_add(&b, "<p class=\"muted\">Brackets and whiskers are 95% intervals: Wilson score intervals "
-               "for accuracy, order-statistic intervals of the median for latency.</p>\n");
+               "for accuracy, order-statistic intervals of the median for latency, t intervals "
+               "of the mean for energy.</p>\n");
     sum_row rows[MAX_ROWS];
     size_t n = summary_rows(d, rows);
     jr_add(&b, d->has_cand ? "<table><tr><th></th><th>before</th><th>after</th><th>change</th></tr>\n"
@@ -545,12 +554,16 @@ joule_status joule_report_doc_html(const joule_report_doc *d, char **out, joule_
         jr_add(&b, "</p>\n");
     }
     energy_text(d, text, sizeof text);
-    jr_add(&b, "<p class=\"muted\">");
-    jr_add_html(&b, text);
-    jr_add(&b, "</p>\n");
+    if (*text) {
+        jr_add(&b, "<p class=\"muted\">");
+        jr_add_html(&b, text);
+        jr_add(&b, "</p>\n");
+    }
     if (d->has_cand || d->n_layers)
         html_layers(&b, d);
     html_sweep(&b, d);
+    if (d->energy_html) /* joule/energy.h's own section: how energy was measured, by what */
+        jr_add(&b, d->energy_html);
     html_changes(&b, d);
     if (d->n_notes) {
         jr_add(&b, "<h2>Notes</h2>\n<ul>");

@@ -101,6 +101,9 @@ typedef struct joule_report_doc {
     joule_sweep_point *sweep;
     bool sweep_sensitivity;        /* the sweep points are one layer each */
     char *changes_json;            /* pass report rows (a JSON array) or NULL */
+    /* the energy comparison as joule/energy.h renders it (JSON document, Markdown and HTML
+     * sections), or NULL when energy was not measured */
+    char *energy_json, *energy_md, *energy_html;
     size_t n_notes;
     char **notes;                  /* free-text remarks shown with the report */
 } joule_report_doc;
@@ -152,7 +155,9 @@ typedef struct joule_report_options {
                                     the steadiest measure of one item) */
     size_t latency_trials;       /* timed blocks per model (0: 21) */
     bool skip_latency;           /* leave latency not measured */
-    bool skip_energy;            /* leave energy not measured even when a meter exists */
+    bool skip_energy;            /* leave energy not measured */
+    double energy_window_s;      /* energy: minimum window per trial (0: 0.5 s) */
+    size_t energy_trials;        /* energy: windows per model (0: 10) */
     const joule_report *changes; /* the compression's pass rows (per-layer detail), or NULL */
     /* called as work advances (may be NULL): stage is "accuracy", "latency", "energy" */
     void (*progress)(void *user, const char *stage, size_t done, size_t total);
@@ -165,8 +170,10 @@ void joule_report_defaults(joule_report_options *o);
  * sparsity (joule_model_info), per-layer sparsity and precision (from opt->changes when given,
  * else by matching layers by node and weight name), accuracy of both on opt->data with the
  * candidate's agreement and McNemar test against the base, latency of one item per run
- * (interleaved timed blocks, median with a distribution-free 95% interval), and energy when a
- * meter is available (else not measured, with a note). The caller sets title, tool and recipe. */
+ * (interleaved timed blocks, median with a distribution-free 95% interval), and energy per
+ * inference through joule_energy_compare (interleaved windows with an idle baseline; figures
+ * from the estimate are marked estimated; when the comparison fails, energy stays not measured
+ * with a note saying why). The caller sets title, tool and recipe. */
 joule_status joule_report_measure(const char *base_path, const char *cand_path,
                                   const joule_report_options *opt, joule_report_doc **out,
                                   joule_error *err);

@@ -19,6 +19,7 @@ trap 'rm -rf "$tmp"' EXIT
 "$joule" compress "$src/tests/data/cnn.onnx" -o "$tmp/cnn-pruned50.onnx" --prune 0.5 >/dev/null
 "$joule" report "$src/tests/data/cnn.onnx" "$tmp/cnn-pruned50.onnx" \
     --data "$src/tests/data/fmnist_test64.npy" --threads 1 --trials 9 \
+    --energy-window 0.1 --energy-trials 3 \
     --title "cnn.onnx pruned to 50%: compression report" -o "$tmp/report" >/dev/null
 
 # chromium writes the screenshot and exits; a timeout guards against a hang

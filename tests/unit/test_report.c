@@ -349,6 +349,8 @@ static void test_measure_fixture(void **state)
     ro.dataset = &dopt;
     ro.threads = 1;
     ro.latency_trials = 3;
+    ro.energy_window_s = 0.05;
+    ro.energy_trials = 3;
     ro.changes = &changes;
     joule_report_doc *d;
     assert_joule_ok(joule_report_measure(base, cand, &ro, &d, &err), &err);
@@ -359,7 +361,26 @@ static void test_measure_fixture(void **state)
     assert_true(d->base.top1.value > 0.75); /* the fixture's accuracy is about 90% */
     assert_true(d->base.latency_ms.measured && d->base.latency_ms.value > 0);
     assert_true(d->cand.latency_ms.lo <= d->cand.latency_ms.value);
-    assert_false(d->base.energy_j.measured && !d->base.energy_source);
+    /* energy: from a counter, or the meter's labelled estimate; its section is embedded */
+    assert_true(d->base.energy_j.measured && d->cand.energy_j.measured);
+    assert_true(d->base.energy_j.value > 0 && d->energy_ratio.measured);
+    assert_non_null(d->base.energy_source);
+    assert_non_null(d->energy_json);
+    assert_non_null(d->energy_html);
+    char *html;
+    assert_joule_ok(joule_report_doc_html(d, &html, &err), &err);
+    assert_null(strstr(html, "<script"));
+    assert_null(strstr(html, "src="));
+    assert_null(strstr(html, "href="));
+    if (d->base.energy_estimated)
+        assert_non_null(strstr(html, "Energy per item (est.)"));
+    free(html);
+    char *json;
+    assert_joule_ok(joule_report_doc_json(d, &json, &err), &err);
+    cJSON *jo = cJSON_Parse(json);
+    assert_true(cJSON_IsObject(cJSON_GetObjectItem(jo, "energy")));
+    cJSON_Delete(jo);
+    free(json);
     assert_int_equal(d->base.params, 106058);
     assert_true(d->cand.weight_sparsity > 0.49 && d->cand.weight_sparsity < 0.51);
     assert_non_null(d->changes_json);

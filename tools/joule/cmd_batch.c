@@ -38,6 +38,7 @@ static void usage(FILE *f)
         "  --summary-dir D   where the summary goes (default: the manifest's summary_dir, else\n"
         "                    its folder)\n"
         "  --no-latency      do not time the models\n"
+        "  --no-energy       do not meter energy (it is metered only with --jobs 1)\n"
         "  --dry-run         list the models the options select and whether they are up to date\n"
         "  --json            print summary.json on stdout instead of one line per model\n"
         "Manifest: {\"summary_dir\": \"out\", \"defaults\": {\"data\": D, \"limit\": N,\n"
@@ -51,7 +52,7 @@ typedef struct batch_args {
     const char *manifest, *summary_dir;
     size_t jobs, shard_k, shard_n;
     int threads;
-    bool have_shard, resume, no_latency, dry_run, json;
+    bool have_shard, resume, no_latency, no_energy, dry_run, json;
 } batch_args;
 
 static int parse_args(int argc, char **argv, batch_args *a)
@@ -69,6 +70,8 @@ static int parse_args(int argc, char **argv, batch_args *a)
             a->resume = true;
         } else if (!strcmp(argv[i], "--no-latency")) {
             a->no_latency = true;
+        } else if (!strcmp(argv[i], "--no-energy")) {
+            a->no_energy = true;
         } else if (!strcmp(argv[i], "--dry-run")) {
             a->dry_run = true;
         } else if (!strcmp(argv[i], "--json")) {
@@ -296,7 +299,7 @@ int joule_cmd_batch(int argc, char **argv)
                                   : (int)(cores > (long)a.jobs ? cores / (long)a.jobs : 1),
         .skip_latency = a.no_latency,
         /* one package counter sees every running job: energy only when they run alone */
-        .skip_energy = a.jobs > 1,
+        .skip_energy = a.jobs > 1 || a.no_energy,
         .concurrent = a.jobs > 1 && n_queue > 1,
     };
     for (size_t i = 0; i < a.jobs; i++)

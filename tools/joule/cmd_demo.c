@@ -35,6 +35,7 @@ static void usage(FILE *f)
         "  --calib-limit N    calibration images (default 300)\n"
         "  --threads N        engine threads (0 = all cores, default)\n"
         "  --model M          compress M instead of the bundled CNN\n"
+        "  --no-energy        do not meter energy\n"
         "  --json             print report.json instead of the summary\n"
         "  --min-accuracy A   exit 3 when the compressed top-1 is below A (0.85 or 85%%)\n");
 }
@@ -43,7 +44,7 @@ typedef struct demo_args {
     const char *out, *model;
     size_t limit, calib_limit;
     int threads;
-    bool json;
+    bool json, no_energy;
     double min_accuracy;
 } demo_args;
 
@@ -61,6 +62,8 @@ static int parse_args(int argc, char **argv, demo_args *a)
             return 0;
         } else if (!strcmp(argv[i], "--json")) {
             a->json = true;
+        } else if (!strcmp(argv[i], "--no-energy")) {
+            a->no_energy = true;
         } else if ((v = rc_opt(argc, argv, &i, "-o", &missing)) ||
                    (v = rc_opt(argc, argv, &i, "--output", &missing))) {
             a->out = v;
@@ -178,11 +181,12 @@ int joule_cmd_demo(int argc, char **argv)
         o.limit = a.limit;
         o.threads = a.threads;
         o.changes = &changes;
+        o.skip_energy = a.no_energy;
         o.progress = rc_progress_stage;
         o.progress_user = &prog;
         if (!a.json)
-            fprintf(stderr, "joule demo: evaluating both models on %s test images, timing them\n",
-                    a.limit ? "the first" : "10,000");
+            fprintf(stderr, "joule demo: evaluating both models on %s test images, timing them%s\n",
+                    a.limit ? "the first" : "10,000", a.no_energy ? "" : ", metering energy");
         st = joule_report_measure(model, out_model, &o, &d, &err);
         rc_progress_done(&prog);
     }

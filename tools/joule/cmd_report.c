@@ -29,6 +29,9 @@ static void usage(FILE *f)
         "  --threads N          engine threads (0 = all cores, default)\n"
         "  --trials N           timed latency blocks per model (default 21)\n"
         "  --no-latency         do not time the models\n"
+        "  --no-energy          do not meter energy\n"
+        "  --energy-window S    energy: seconds per trial window (default 0.5)\n"
+        "  --energy-trials N    energy: windows per model (default 10)\n"
         "  --sweep S.json       include the points of `joule sweep --json` (the frontier chart)\n"
         "  --title T            report title\n"
         "  --json               print report.json on stdout instead of the summary\n"
@@ -40,7 +43,9 @@ typedef struct report_args {
     const char *base, *cand, *out, *data, *sweep, *title;
     size_t limit, batch, trials;
     int threads;
-    bool json, no_latency;
+    bool json, no_latency, no_energy;
+    double energy_window;
+    size_t energy_trials;
     double min_accuracy;
 } report_args;
 
@@ -58,6 +63,16 @@ static int parse_args(int argc, char **argv, report_args *a)
             a->json = true;
         } else if (!strcmp(argv[i], "--no-latency")) {
             a->no_latency = true;
+        } else if (!strcmp(argv[i], "--no-energy")) {
+            a->no_energy = true;
+        } else if ((v = rc_opt(argc, argv, &i, "--energy-window", &missing))) {
+            char *end;
+            a->energy_window = strtod(v, &end);
+            if (end == v || *end || !(a->energy_window > 0 && a->energy_window <= 3600))
+                return cli_usage(CMD, "--energy-window wants seconds in (0, 3600], got '%s'", v);
+        } else if ((v = rc_opt(argc, argv, &i, "--energy-trials", &missing))) {
+            if (!rc_parse_size(v, 2, &a->energy_trials) || a->energy_trials > 100000)
+                return cli_usage(CMD, "--energy-trials wants a count from 2, got '%s'", v);
         } else if ((v = rc_opt(argc, argv, &i, "-o", &missing)) ||
                    (v = rc_opt(argc, argv, &i, "--output", &missing))) {
             a->out = v;
@@ -137,6 +152,9 @@ int joule_cmd_report(int argc, char **argv)
     o.threads = a.threads;
     o.latency_trials = a.trials;
     o.skip_latency = a.no_latency;
+    o.skip_energy = a.no_energy;
+    o.energy_window_s = a.energy_window;
+    o.energy_trials = a.energy_trials;
     rc_progress prog = {0};
     o.progress = rc_progress_stage;
     o.progress_user = &prog;
