@@ -1,8 +1,8 @@
 /* tests/interop/ort_interop.c: joule's engine against ONNX Runtime (and against the PyTorch
  * reference logits) on every fixture model in tests/data, on the 64 Fashion-MNIST test images.
  *
- * For each model (the "models" of tests/data/fixtures.json, or every .onnx file in tests/data when that
- * file is absent) it runs ONNX Runtime through tools/node/ort_run.js on batches of 64, 7 and 1
+ * For each model (the "models" of tests/data/fixtures.json, or every .onnx file in tests/data
+ * when that file is absent) it runs ONNX Runtime through tools/node/ort_run.js on batches of 64, 7 and 1
  * images, and joule through the C API: one session planned for batch 64 that then runs 1, 7 and
  * 64 again (the batch dim is symbolic, so each change re-plans), plus a 2-thread session. Every
  * output must satisfy |joule - ort| <= 1e-5 + 1e-3 * |ort|; logits of batch 64 must satisfy
@@ -361,7 +361,8 @@ static bool models_from_fixtures(const char *data, char **models, char **refs, s
     return *n > 0;
 }
 
-/* Every *.onnx in data, sorted; reference logits guessed as <prefix before '_' or '.'>_ref_logits64.npy. */
+/* Every .onnx file in data, sorted; reference logits guessed as
+ * <name up to the first '_' or '.'>_ref_logits64.npy. */
 static void models_from_dir(const char *data, char **models, char **refs, size_t *n)
 {
     *n = 0;

@@ -358,6 +358,28 @@ static const conv_case conv_cases[] = {
      .bias = true, .fast = "cpu.conv.depthwise"},
     {"single input channel", false, 2, 1, 1, 4, 1, {6, 6}, {3, 3},
      .fast = "cpu.conv.depthwise"},
+    /* rows wider than a 16-float vector, so the depthwise interior loops run whole vectors and
+     * remainders; the fixture CNN's first conv (1 -> 16 channels, 28x28, pad 1) */
+    {"depthwise 3x3 wide", false, 2, 2, 3, 3, 3, {19, 37}, {3, 3}, .pads = {1, 1, 1, 1},
+     .has_pads = true, .bias = true, .fast = "cpu.conv.depthwise"},
+    {"depthwise 3x3 wide stride 2", false, 2, 1, 2, 4, 2, {21, 70}, {3, 3}, {2, 2},
+     .pads = {1, 0, 1, 2}, .has_pads = true, .bias = true, .fast = "cpu.conv.depthwise"},
+    {"depthwise 3x3 wide dilated", false, 2, 1, 2, 2, 2, {17, 41}, {3, 3}, {1, 1}, {2, 3},
+     .pads = {2, 3, 2, 3}, .has_pads = true, .fast = "cpu.conv.depthwise"},
+    {"depthwise 1x3 wide", false, 2, 1, 2, 2, 2, {9, 33}, {1, 3}, .pads = {0, 1, 0, 1},
+     .has_pads = true, .fast = "cpu.conv.depthwise"},
+    /* output rows of 48 and more take the row-at-a-time depthwise path, shorter ones the
+     * flat padded-plane path */
+    {"depthwise 3x3 long rows", false, 2, 1, 2, 2, 2, {6, 100}, {3, 3}, .pads = {1, 1, 1, 1},
+     .has_pads = true, .bias = true, .fast = "cpu.conv.depthwise"},
+    {"depthwise 3x3 long rows stride 2", false, 2, 2, 2, 2, 2, {7, 131}, {3, 3}, {2, 2},
+     .pads = {1, 1, 1, 1}, .has_pads = true, .fast = "cpu.conv.depthwise"},
+    {"depthwise 5x5 long rows", false, 2, 1, 2, 4, 2, {6, 60}, {5, 5}, .pads = {2, 2, 2, 2},
+     .has_pads = true, .bias = true, .fast = "cpu.conv.depthwise"},
+    {"cnn conv 1", false, 2, 3, 1, 16, 1, {28, 28}, {3, 3}, .pads = {1, 1, 1, 1},
+     .has_pads = true, .bias = true, .fast = "cpu.conv.depthwise"},
+    {"depthwise no interior", false, 2, 1, 2, 2, 2, {5, 4}, {3, 5}, .pads = {2, 3, 2, 3},
+     .has_pads = true, .bias = true, .fast = "cpu.conv.depthwise"},
     {"same_upper", false, 2, 1, 2, 3, 1, {7, 8}, {3, 4}, {2, 3}, .auto_pad = "SAME_UPPER",
      .bias = true, .fast = "cpu.conv.im2col_sgemm"},
     {"same_lower", false, 2, 1, 2, 3, 1, {7, 8}, {4, 3}, {2, 2}, .auto_pad = "SAME_LOWER",

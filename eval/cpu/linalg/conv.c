@@ -1,5 +1,7 @@
 /* eval/cpu/linalg/conv.c: fast Conv (1D/2D/3D) on OpenBLAS sgemm, three kernels:
- *   cpu.conv.depthwise     group == C_in (1D/2D): direct loops, one output row at a time;
+ *   cpu.conv.depthwise     group == C_in (1D/2D): direct loops; small planes (output rows
+ *                          under 48) as one flat vector loop over a zero-padded copy,
+ *                          larger ones an output row at a time;
  *   cpu.conv.1x1_sgemm     1x1 kernel, stride 1, no padding: Y_g = W_g x X_g, no im2col;
  *   cpu.conv.im2col_sgemm  everything else: im2col in column tiles + sgemm.
  * f16 tensors are widened into scratch, computed in f32 and narrowed back; constant f16 weights
@@ -11,6 +13,9 @@
 
 #include <cblas.h>
 #include <limits.h>
+#if defined(HAVE_OPENMP) && HAVE_OPENMP
+#include <omp.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -236,10 +241,54 @@ static int64_t im2col_rows(const joule_kernel_ctx *ctx)
     return rows;
 }
 
+/* Depthwise planes whose output rows are shorter than this run as one flat vector loop over a
+ * zero-padded copy of the plane (rows this short leave row-at-a-time loops mostly scalar). */
+#define DW_FLAT_MAX_OW 48
+
+/* Geometry of the flat depthwise path: the zero-padded plane (Hp x L) is stored as s x s phase
+ * planes of Hq x Lq (phase (pr, pc) holds padded rows s*r + pr, columns s*c + pc), so every tap
+ * of a strided conv reads contiguous floats. false when the path does not apply (the two
+ * strides differ, rows are long, sizes are too large). *floats: per-thread scratch. */
+static bool dw_flat_dims(const joule_conv_params *p, int64_t *Hq, int64_t *Lq, int64_t *floats)
+{
+    const int64_t OH = p->out[1], OW = p->out[2], s = p->stride[2];
+    if (p->stride[1] != s || s < 1 || s > 4 || OW >= DW_FLAT_MAX_OW || OW < 1 || OH < 1 ||
+        p->k[1] > 1024 || p->k[2] > 1024 || p->dil[1] > 1024 || p->dil[2] > 1024 || OH > 4096)
+        return false;
+    /* every tap of output (oh, ow) lies inside the padded plane */
+    int64_t L = s * (OW - 1) + (p->k[2] - 1) * p->dil[2] + 1;
+    int64_t Hp = s * (OH - 1) + (p->k[1] - 1) * p->dil[1] + 1;
+    *Hq = joule_ceil_div(Hp, s);
+    *Lq = joule_ceil_div(L, s);
+    /* phase planes, then the flat output (OH x Lq) on a 64-byte boundary */
+    *floats = s * s * *Hq * *Lq + 16 + OH * *Lq;
+    return *floats <= (int64_t)1 << 24;
+}
+
 joule_status joule_fast_conv_depthwise_prepare(const joule_kernel_ctx *ctx, void **state,
                                                size_t *scratch_bytes)
 {
-    return joule_conv_prepare_common(ctx, false, 0, state, scratch_bytes);
+    joule_status st = joule_conv_prepare_common(ctx, false, 0, state, scratch_bytes);
+    if (st)
+        return st;
+    joule_conv_state *s = *state;
+    const joule_view *bias = ctx->n_in > 2 ? ctx->in[2] : NULL;
+    joule_conv_params p;
+    int64_t Hq, Lq, floats;
+    if (joule_conv_params_init(ctx->node, false, ctx->in[0], ctx->in[1], bias, &p, NULL) ||
+        !is_depthwise(&p) || !dw_flat_dims(&p, &Hq, &Lq, &floats))
+        return JOULE_OK;
+    int threads = ctx->threads > 0 ? ctx->threads : 1;
+    size_t off = (*scratch_bytes + 63) & ~(size_t)63;
+    if (off < *scratch_bytes ||
+        (size_t)floats > (SIZE_MAX - off) / sizeof(float) / (size_t)threads)
+        return JOULE_OK; /* too big to ask for: the row path needs no scratch */
+    s->dw_floats = floats;
+    s->dw_offset = off;
+    s->dw_threads = threads;
+    s->scratch_bytes = off + (size_t)floats * sizeof(float) * (size_t)threads;
+    *scratch_bytes = s->scratch_bytes;
+    return JOULE_OK;
 }
 
 joule_status joule_fast_conv_1x1_prepare(const joule_kernel_ctx *ctx, void **state,
@@ -259,49 +308,220 @@ joule_status joule_fast_conv_im2col_prepare(const joule_kernel_ctx *ctx, void **
 
 /* ---- depthwise ---- */
 
-static void depthwise_2d(const joule_conv_params *p, const float *x, const float *w,
-                         const float *bias, float *y, int threads)
+/* The plane loop is compiled for baseline x86-64, AVX2+FMA (x86-64-v3) and AVX-512 (x86-64-v4)
+ * and the loader picks one (GCC target_clones through ifunc); ISO C mode keeps FP contraction
+ * off, so every version gives the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) &&           \
+    defined(__linux__)
+#define DW_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#else
+#define DW_CLONES
+#endif
+
+/* Geometry of one depthwise plane (2D; 1D arrives with H = OH = KH = 1). */
+typedef struct dw_geom {
+    int64_t H, W, OH, OW, KH, KW, sh, sw, dh, dw, ph, pw;
+    int64_t clo, chi; /* output columns whose taps all lie inside the input row */
+} dw_geom;
+
+/* Output row yr from the input plane xc: output columns whose taps all lie inside the row are
+ * computed in one vector pass (3x3 kernels: all nine taps in registers, one store), the few
+ * border columns with bounds checks. */
+static DW_CLONES void dw_plane(const dw_geom *g, const float *xc, const float *wc, float b,
+                               float *yc)
 {
-    (void)threads;
+    const int64_t H = g->H, W = g->W, OW = g->OW, KW = g->KW, sw = g->sw, dw = g->dw;
+    const int64_t clo = g->clo, chi = g->chi;
+    for (int64_t oh = 0; oh < g->OH; oh++) {
+        float *yr = yc + oh * OW;
+        const int64_t ih0 = oh * g->sh - g->ph;
+        int64_t kh0, kh1; /* taps kh with 0 <= ih0 + kh * dh < H */
+        joule_valid_range(0, g->dh, ih0, H, g->KH, &kh0, &kh1);
+        /* border columns */
+        for (int64_t ow = 0; ow < OW; ow++) {
+            if (ow == clo && chi > clo)
+                ow = chi;
+            if (ow >= OW)
+                break;
+            float acc = b;
+            const int64_t iw0 = ow * sw - g->pw;
+            for (int64_t kh = kh0; kh < kh1; kh++) {
+                const float *xr = xc + (ih0 + kh * g->dh) * W;
+                for (int64_t kw = 0; kw < KW; kw++) {
+                    int64_t iw = iw0 + kw * dw;
+                    if (iw >= 0 && iw < W)
+                        acc += wc[kh * KW + kw] * xr[iw];
+                }
+            }
+            yr[ow] = acc;
+        }
+        if (chi <= clo)
+            continue;
+        /* interior columns: x index ow * sw + kw * dw - pw is inside the row */
+        if (KW == 3 && kh1 - kh0 == 3) {
+            const float *r0 = xc + (ih0 + kh0 * g->dh) * W - g->pw;
+            const float *r1 = r0 + g->dh * W, *r2 = r1 + g->dh * W;
+            const float *w0 = wc + kh0 * 3, *w1 = w0 + 3, *w2 = w1 + 3;
+            const float a0 = w0[0], a1 = w0[1], a2 = w0[2], b0 = w1[0], b1 = w1[1], b2 = w1[2];
+            const float c0 = w2[0], c1 = w2[1], c2 = w2[2];
+            const int64_t d1 = dw, d2 = 2 * dw;
+            if (sw == 1) {
+                JOULE_LINALG_SIMD
+                for (int64_t ow = clo; ow < chi; ow++)
+                    yr[ow] = b + a0 * r0[ow] + a1 * r0[ow + d1] + a2 * r0[ow + d2] +
+                             b0 * r1[ow] + b1 * r1[ow + d1] + b2 * r1[ow + d2] + c0 * r2[ow] +
+                             c1 * r2[ow + d1] + c2 * r2[ow + d2];
+            } else {
+                JOULE_LINALG_SIMD
+                for (int64_t ow = clo; ow < chi; ow++) {
+                    const int64_t i = ow * sw;
+                    yr[ow] = b + a0 * r0[i] + a1 * r0[i + d1] + a2 * r0[i + d2] + b0 * r1[i] +
+                             b1 * r1[i + d1] + b2 * r1[i + d2] + c0 * r2[i] + c1 * r2[i + d1] +
+                             c2 * r2[i + d2];
+                }
+            }
+            continue;
+        }
+        JOULE_LINALG_SIMD
+        for (int64_t ow = clo; ow < chi; ow++)
+            yr[ow] = b;
+        for (int64_t kh = kh0; kh < kh1; kh++) {
+            const float *xr = xc + (ih0 + kh * g->dh) * W - g->pw;
+            for (int64_t kw = 0; kw < KW; kw++) {
+                const float wv = wc[kh * KW + kw];
+                const float *xs = xr + kw * dw;
+                if (sw == 1) {
+                    JOULE_LINALG_SIMD
+                    for (int64_t ow = clo; ow < chi; ow++)
+                        yr[ow] += wv * xs[ow];
+                } else {
+                    JOULE_LINALG_SIMD
+                    for (int64_t ow = clo; ow < chi; ow++)
+                        yr[ow] += wv * xs[ow * sw];
+                }
+            }
+        }
+    }
+}
+
+/* Small planes, flat: an input plane is copied, zero-padded, into s x s phase planes xp (see
+ * dw_flat_dims) once for all the output channels it feeds, so output (oh, ow) at flat index
+ * j = oh * Lq + ow reads tap (kh, kw) at j + (kh * dh / s) * Lq + kw * dw / s of phase plane
+ * (kh * dh % s, kw * dw % s): a whole plane is one long contiguous vector loop into z (OH x Lq;
+ * columns past OW are computed and dropped), then copied row by row into y. */
+static DW_CLONES void dw_flat_fill(const dw_geom *g, int64_t Hq, int64_t Lq, const float *xc,
+                                   float *xp)
+{
+    const int64_t H = g->H, W = g->W, s = g->sw, plane = Hq * Lq;
+    for (int64_t pc = 0; pc < s; pc++) {
+        /* column c holds input column s * c + pc - pw when that is inside the row */
+        int64_t lo, hi;
+        joule_valid_range(0, s, pc - g->pw, W, Lq, &lo, &hi);
+        for (int64_t pr = 0; pr < s; pr++) {
+            float *ph = xp + (pr * s + pc) * plane;
+            for (int64_t r = 0; r < Hq; r++) {
+                float *dst = ph + r * Lq;
+                const int64_t ih = s * r + pr - g->ph;
+                if (ih < 0 || ih >= H) {
+                    memset(dst, 0, (size_t)Lq * sizeof *dst);
+                    continue;
+                }
+                const float *src = xc + ih * W + pc - g->pw;
+                for (int64_t c = 0; c < lo; c++)
+                    dst[c] = 0.0f;
+                if (s == 1) {
+                    memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof *dst);
+                } else if (s == 2) {
+                    JOULE_LINALG_SIMD
+                    for (int64_t c = lo; c < hi; c++)
+                        dst[c] = src[2 * c];
+                } else {
+                    JOULE_LINALG_SIMD
+                    for (int64_t c = lo; c < hi; c++)
+                        dst[c] = src[s * c];
+                }
+                for (int64_t c = hi; c < Lq; c++)
+                    dst[c] = 0.0f;
+            }
+        }
+    }
+}
+
+/* One output plane from the phase planes dw_flat_fill made. */
+static DW_CLONES void dw_flat_taps(const dw_geom *g, int64_t Hq, int64_t Lq, const float *xp,
+                                   const float *wc, float b, float *yc, float *z)
+{
+    const int64_t OH = g->OH, OW = g->OW, s = g->sw, plane = Hq * Lq;
+    const int64_t n = (OH - 1) * Lq + OW; /* flat outputs up to the last one needed */
+#define DW_TAP(kh, kw)                                                                             \
+    (xp + (((kh) * g->dh % s) * s + (kw) * g->dw % s) * plane + ((kh) * g->dh / s) * Lq +          \
+     (kw) * g->dw / s)
+    if (g->KH == 3 && g->KW == 3) {
+        const float *t0 = DW_TAP(0, 0), *t1 = DW_TAP(0, 1), *t2 = DW_TAP(0, 2);
+        const float *t3 = DW_TAP(1, 0), *t4 = DW_TAP(1, 1), *t5 = DW_TAP(1, 2);
+        const float *t6 = DW_TAP(2, 0), *t7 = DW_TAP(2, 1), *t8 = DW_TAP(2, 2);
+        const float w0 = wc[0], w1 = wc[1], w2 = wc[2], w3 = wc[3], w4 = wc[4], w5 = wc[5];
+        const float w6 = wc[6], w7 = wc[7], w8 = wc[8];
+        JOULE_LINALG_SIMD
+        for (int64_t j = 0; j < n; j++)
+            z[j] = b + w0 * t0[j] + w1 * t1[j] + w2 * t2[j] + w3 * t3[j] + w4 * t4[j] +
+                   w5 * t5[j] + w6 * t6[j] + w7 * t7[j] + w8 * t8[j];
+    } else {
+        JOULE_LINALG_SIMD
+        for (int64_t j = 0; j < n; j++)
+            z[j] = b;
+        for (int64_t kh = 0; kh < g->KH; kh++)
+            for (int64_t kw = 0; kw < g->KW; kw++) {
+                const float wv = wc[kh * g->KW + kw];
+                const float *t = DW_TAP(kh, kw);
+                JOULE_LINALG_SIMD
+                for (int64_t j = 0; j < n; j++)
+                    z[j] += wv * t[j];
+            }
+    }
+#undef DW_TAP
+    for (int64_t oh = 0; oh < OH; oh++)
+        memcpy(yc + oh * OW, z + oh * Lq, (size_t)OW * sizeof *yc);
+}
+
+static void depthwise_2d(const joule_conv_params *p, const float *x, const float *w,
+                         const float *bias, float *y, int threads, float *flat, int64_t flat_floats)
+{
     const int64_t mult = p->c_out / p->c_in;
-    const int64_t H = p->in[1], W = p->in[2], OH = p->out[1], OW = p->out[2];
-    const int64_t KH = p->k[1], KW = p->k[2];
-    const int64_t sh = p->stride[1], sw = p->stride[2], dh = p->dil[1], dw = p->dil[2];
-    const int64_t ph = p->pad_begin[1], pw = p->pad_begin[2];
+    dw_geom g = {.H = p->in[1], .W = p->in[2], .OH = p->out[1], .OW = p->out[2],
+                 .KH = p->k[1], .KW = p->k[2], .sh = p->stride[1], .sw = p->stride[2],
+                 .dh = p->dil[1], .dw = p->dil[2], .ph = p->pad_begin[1], .pw = p->pad_begin[2]};
+    /* interior: ow * sw - pw >= 0 and ow * sw - pw + (KW - 1) * dw < W */
+    joule_valid_range(0, g.sw, -g.pw, g.W - (g.KW - 1) * g.dw, g.OW, &g.clo, &g.chi);
+    int64_t Hq = 0, Lq = 0, floats = 0;
+    if (flat && !(dw_flat_dims(p, &Hq, &Lq, &floats) && floats <= flat_floats))
+        flat = NULL; /* the plan's scratch does not fit this geometry: rows instead */
+    if (flat) {
+        const int64_t zoff = (p->stride[2] * p->stride[2] * Hq * Lq + 15) & ~(int64_t)15;
+        const int64_t in_planes = p->batch * p->c_in;
+        JOULE_LINALG_OMP_FOR(threads)
+        for (int64_t ni = 0; ni < in_planes; ni++) {
+            int tid = 0;
+#if defined(HAVE_OPENMP) && HAVE_OPENMP
+            tid = omp_get_thread_num();
+#endif
+            float *xp = flat + (size_t)tid * (size_t)flat_floats;
+            int64_t n = ni / p->c_in, ic = ni % p->c_in;
+            dw_flat_fill(&g, Hq, Lq, x + ni * g.H * g.W, xp);
+            for (int64_t m = 0; m < mult; m++) {
+                int64_t oc = ic * mult + m;
+                dw_flat_taps(&g, Hq, Lq, xp, w + oc * g.KH * g.KW, bias ? bias[oc] : 0.0f,
+                             y + (n * p->c_out + oc) * g.OH * g.OW, xp + zoff);
+            }
+        }
+        return;
+    }
     const int64_t planes = p->batch * p->c_out;
     JOULE_LINALG_OMP_FOR(threads)
     for (int64_t nc = 0; nc < planes; nc++) {
         int64_t n = nc / p->c_out, oc = nc % p->c_out, ic = oc / mult;
-        const float *xc = x + (n * p->c_in + ic) * H * W;
-        const float *wc = w + oc * KH * KW;
-        float *yc = y + nc * OH * OW;
-        joule_conv_fill_bias(yc, 1, OH * OW, bias ? bias + oc : NULL);
-        /* one kernel tap at a time over the whole output plane (it stays in L1): the valid
-         * column range of a tap is computed once, not per row */
-        for (int64_t kh = 0; kh < KH; kh++) {
-            for (int64_t kw = 0; kw < KW; kw++) {
-                const float wv = wc[kh * KW + kw];
-                const int64_t off = kw * dw - pw;
-                int64_t lo, hi;
-                joule_valid_range(0, sw, off, W, OW, &lo, &hi);
-                for (int64_t oh = 0; oh < OH; oh++) {
-                    int64_t ih = oh * sh + kh * dh - ph;
-                    if (ih < 0 || ih >= H)
-                        continue;
-                    const float *xr = xc + ih * W;
-                    float *yr = yc + oh * OW;
-                    if (sw == 1) {
-                        JOULE_LINALG_SIMD
-                        for (int64_t ow = lo; ow < hi; ow++)
-                            yr[ow] += wv * xr[ow + off];
-                    } else {
-                        JOULE_LINALG_SIMD
-                        for (int64_t ow = lo; ow < hi; ow++)
-                            yr[ow] += wv * xr[ow * sw + off];
-                    }
-                }
-            }
-        }
+        dw_plane(&g, x + (n * p->c_in + ic) * g.H * g.W, w + oc * g.KH * g.KW,
+                 bias ? bias[oc] : 0.0f, y + nc * g.OH * g.OW);
     }
 }
 
@@ -315,7 +535,15 @@ joule_status joule_fast_conv_depthwise_run(const joule_kernel_ctx *ctx)
     if (!is_depthwise(&p))
         return joule_fail(ctx->err, JOULE_ERR_INVALID, "node '%s' (Conv): not depthwise",
                           ctx->node->name);
-    depthwise_2d(&p, b.x, b.w, b.b, b.y, ctx->threads);
+    const joule_conv_state *s = ctx->state;
+    float *flat = NULL;
+    int threads = ctx->threads;
+    if (s->dw_floats > 0 && ctx->scratch) {
+        flat = (float *)(void *)((unsigned char *)ctx->scratch + s->dw_offset);
+        if (threads > s->dw_threads)
+            threads = s->dw_threads; /* scratch was sized for that many */
+    }
+    depthwise_2d(&p, b.x, b.w, b.b, b.y, threads, flat, s->dw_floats);
     joule_conv_run_end(ctx, &b);
     return JOULE_OK;
 }

@@ -191,6 +191,11 @@ typedef struct joule_conv_state {
     float *w32, *b32;     /* constant f16 weights/bias widened once, else NULL */
     int64_t tile;         /* im2col/col2im columns per sgemm */
     size_t scratch_bytes; /* what prepare asked for, checked again in run */
+    /* depthwise on small planes: per-thread floats (padded input plane + flat output) at
+     * dw_offset bytes into scratch, for dw_threads threads; 0 when that path is off */
+    int64_t dw_floats;
+    size_t dw_offset;
+    int dw_threads;
 } joule_conv_state;
 
 /* f32 buffers a run works on: the inputs themselves for f32, scratch copies for f16. */
