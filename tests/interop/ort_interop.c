@@ -2,9 +2,10 @@
  * reference logits) on every fixture model in tests/data, on the 64 Fashion-MNIST test images.
  *
  * For each model (the "models" of tests/data/fixtures.json, or every .onnx file in tests/data
- * when that file is absent) it runs ONNX Runtime through tools/node/ort_run.js on batches of 64, 7 and 1
- * images, and joule through the C API: one session planned for batch 64 that then runs 1, 7 and
- * 64 again (the batch dim is symbolic, so each change re-plans), plus a 2-thread session. Every
+ * when that file is absent) it runs ONNX Runtime through tools/node/ort_run.js on batches of 64,
+ * 7 and 1 images, and joule through the C API: one session planned for batch 64 that then runs
+ * 1, 7 and 64 again (the batch dim is symbolic, so each change re-plans), plus a 2-thread
+ * session. Every
  * output must satisfy |joule - ort| <= 1e-5 + 1e-3 * |ort|; logits of batch 64 must satisfy
  * |joule - torch| <= 1e-4 + 1e-3 * |torch| (1e-4 is what tools/make_fixtures.py allows between
  * the exported graph and torch). Prints the largest absolute difference per model and batch.
