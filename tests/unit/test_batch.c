@@ -286,8 +286,12 @@ static void test_summary(void **state)
     assert_joule_ok(joule_batch_write_summary(m, res, tmp, NULL, &err), &err);
     snprintf(path, sizeof path, "%s/summary.csv", tmp);
     size_t len;
-    char *csv = test_read_file(path, &len);
+    char *raw = test_read_file(path, &len);
+    assert_non_null(raw);
+    char *csv = calloc(1, len + 1); /* NUL-terminated for strstr */
     assert_non_null(csv);
+    memcpy(csv, raw, len);
+    free(raw);
     int lines = 0;
     for (size_t i = 0; i < len; i++)
         lines += csv[i] == '\n';
