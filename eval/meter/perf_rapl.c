@@ -171,7 +171,7 @@ static joule_status perf_open(joule_meter *m, void **state, meter_offer *offers,
                 snprintf(o->key, sizeof o->key, "cpu-dram:%zu", c);
             } else {
                 snprintf(o->name, sizeof o->name, "%.40s-%zu", what, c);
-                snprintf(o->key, sizeof o->key, "cpu-%.20s:%zu", what, c);
+                snprintf(o->key, sizeof o->key, "cpu-%.16s:%u", what, (unsigned)c);
             }
             o->update_period_s = 0.001;
             o->probe = meter_probe_add(m, "perf_event", item, JOULE_PROBE_IN_USE, NULL,

@@ -219,7 +219,7 @@ static joule_status pc_open(joule_meter *m, void **state, meter_offer *offers, s
             if (!parse_entry(list[i]->d_name, &e) || e.mmio != (pass == 1) ||
                 strlen(list[i]->d_name) >= sizeof e.entry)
                 continue;
-            snprintf(e.entry, sizeof e.entry, "%s", list[i]->d_name);
+            snprintf(e.entry, sizeof e.entry, "%.63s", list[i]->d_name);
             es[n++] = e;
         }
     for (int i = 0; i < nl; i++)

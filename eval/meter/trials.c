@@ -11,6 +11,9 @@
 #include "joule/energy.h"
 
 #define LAT_MAX ((size_t)1 << 22) /* latencies kept per model (32 MiB of doubles at most) */
+/* Quiet time before each idle window: worker threads (OpenMP, OpenBLAS) spin for a while after
+ * work before they sleep, and that spinning is not the machine's idle power. */
+#define SETTLE_S 0.5
 
 typedef struct lat_buf {
     double *v;
@@ -44,13 +47,30 @@ static void add_note(joule_energy_result *r, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Sleeps for window seconds, sampling the meter every `period` (0: once), and gives the mean power. */
+/* Sleeps for s seconds, sampling the meter every `period` (0: never). */
+static joule_status quiet(joule_meter *meter, const joule_clock *c, double s, double period,
+                          joule_error *err)
+{
+    double t0 = c->now(c->ctx);
+    for (;;) {
+        double left = s - (c->now(c->ctx) - t0);
+        if (left <= 1e-9) /* 1 ns: a clock far from 0 cannot resolve less */
+            break;
+        c->sleep(c->ctx, period > 0 && period < left ? period : left);
+        joule_status st = period > 0 ? joule_meter_sample(meter, err) : JOULE_OK;
+        if (st)
+            return st;
+    }
+    return JOULE_OK;
+}
+
+/* Settles, then sleeps for window seconds sampling every `period` and gives the mean power. */
 static joule_status idle_window(joule_meter *meter, const joule_clock *c, double window, double period,
                                 double *watts, joule_error *err)
 {
     joule_meter_reading r0, r1;
-    joule_status st = joule_meter_read(meter, &r0, err);
-    if (st)
+    joule_status st = quiet(meter, c, SETTLE_S, period, err);
+    if (st || (st = joule_meter_read(meter, &r0, err)))
         return st;
     for (;;) {
         double left = window - (c->now(c->ctx) - r0.t);

@@ -114,7 +114,7 @@ static void fake_init(fake_hw *hw, joule_clock *clock, joule_file_reader *reader
 }
 
 /* Meter options that read only the fake tree (no PAPI, no perf_event, no NVML). */
-static joule_meter_options fake_options(fake_hw *hw, const joule_clock *clock,
+__attribute__((unused)) static joule_meter_options fake_options(fake_hw *hw, const joule_clock *clock,
                                         const joule_file_reader *reader)
 {
     joule_meter_options o;
@@ -129,7 +129,7 @@ static joule_meter_options fake_options(fake_hw *hw, const joule_clock *clock,
     return o;
 }
 
-static const joule_probe *find_probe(const joule_meter *m, const char *source, const char *item)
+__attribute__((unused)) static const joule_probe *find_probe(const joule_meter *m, const char *source, const char *item)
 {
     for (size_t i = 0; i < joule_meter_n_probes(m); i++) {
         const joule_probe *p = joule_meter_probe(m, i);
