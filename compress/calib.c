@@ -330,14 +330,14 @@ joule_status jq_calibrate(const joule_model *m, const joule_static_options *o,
         t[i].hi = mx;
         const jq_hist *h = &ob[i].h;
         bool sym = o->symmetric_activations;
-        switch (o->method) {
+        switch (t[i].minmax ? JOULE_CALIB_MINMAX : o->method) {
         case JOULE_CALIB_MINMAX:
             break;
         case JOULE_CALIB_PERCENTILE:
             jq_range_percentile(h, o->percentile, &t[i].lo, &t[i].hi);
             break;
         case JOULE_CALIB_ENTROPY:
-            jq_range_entropy(h, (!sym && mn >= 0) ? 256 : 128, &t[i].lo, &t[i].hi);
+            jq_range_entropy(h, 128, !sym, &t[i].lo, &t[i].hi);
             break;
         case JOULE_CALIB_MSE:
             jq_range_mse(h, sym ? 254 : 255, sym, &t[i].lo, &t[i].hi);

@@ -83,7 +83,7 @@ void jq_range_percentile(const jq_hist *h, double pct, double *lo, double *hi)
         return;
     }
     if (h->abs) {
-        double need = pct / 100.0 * (double)h->total;
+        double need = pct / 100.0 * (double)h->total * (1.0 - 1e-12); /* 99.9% of 1000 is 999 */
         uint64_t cum = 0;
         size_t i = 0;
         for (; i < h->nbins; i++) {
@@ -96,7 +96,7 @@ void jq_range_percentile(const jq_hist *h, double pct, double *lo, double *hi)
         abs_result(h, h->lo + (double)(i + 1) * w, lo, hi);
         return;
     }
-    double cut = (100.0 - pct) / 200.0 * (double)h->total;
+    double cut = (100.0 - pct) / 200.0 * (double)h->total * (1.0 + 1e-12);
     uint64_t cum = 0;
     size_t i = 0;
     for (; i < h->nbins; i++) { /* first bin whose counts pass the lower cut */
@@ -149,15 +149,15 @@ static double kl(const double *p, const double *q, size_t n)
     return d;
 }
 
-void jq_range_entropy(const jq_hist *h, int qbins, double *lo, double *hi)
+void jq_range_entropy(const jq_hist *h, int qbins, bool asym, double *lo, double *hi)
 {
-    const size_t nb = h->nbins, nq = (size_t)(qbins > 0 ? qbins : 128);
-    const double w = bin_width(h);
+    const size_t nb = h->nbins, nq0 = (size_t)(qbins > 0 ? qbins : 128);
+    const double w = bin_width(h), neg = h->min < 0 ? -h->min : 0;
     if (h->total == 0) {
         *lo = *hi = 0;
         return;
     }
-    if (nb <= nq) { /* too few bins to search: keep everything */
+    if (nb <= nq0) { /* too few bins to search: keep everything */
         abs_result(h, h->hi, lo, hi);
         return;
     }
@@ -172,11 +172,22 @@ void jq_range_entropy(const jq_hist *h, int qbins, double *lo, double *hi)
     size_t best_i = nb;
     /* outliers above candidate i: total minus the counts below i */
     uint64_t below = 0;
-    for (size_t k = 0; k < nq; k++)
+    for (size_t k = 0; k < nq0; k++)
         below += h->bins[k];
-    for (size_t i = nq; i <= nb; i++) {
-        if (i > nq)
+    for (size_t i = nq0; i <= nb; i++) {
+        if (i > nq0)
             below += h->bins[i - 1];
+        /* levels over [0, t]: qbins, or for uint8 over [-min(neg, t), t] the share of 255
+         * steps that falls on [0, t] (255 for non-negative data, ~128 for symmetric) */
+        size_t nq = nq0;
+        if (asym) {
+            double t = (double)i * w, ng = neg < t ? neg : t;
+            nq = (size_t)llround(255.0 * t / (t + ng));
+            if (nq < 2)
+                nq = 2;
+        }
+        if (nq > i)
+            continue;
         uint64_t outliers = h->total - below;
         for (size_t k = 0; k < i; k++)
             p[k] = (double)h->bins[k];

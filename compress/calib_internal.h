@@ -41,19 +41,22 @@ void jq_hist_add(jq_hist *h, const float *x, size_t n);
  * entropy: TensorRT's KL-divergence search over abs histograms: for each candidate i >= qbins
  *   bins, the reference P (bins below i, the rest folded into the last) against Q (the same
  *   bins merged into qbins levels and spread back over P's nonzero bins); the i with the least
- *   KL(P || Q) gives t = i * bin width.
+ *   KL(P || Q) gives t = i * bin width. With asym (uint8 activations) the levels on [0, t] are
+ *   the share of uint8's 255 steps that [0, t] gets when the range is [-min(|min|, t), t]: 255
+ *   for non-negative data, about 128 for symmetric data; candidates start at qbins.
  * mse: the range minimising the expected squared error, counting (step^2 / 12) per value inside
  *   and the squared distance to the clip bound per value outside, with step = width / levels
  *   (levels = 255 for uint8 or 254 for symmetric int8; width 2t for symmetric abs histograms,
  *   t for non-negative ones). Bounds are bin edges; signed ranges search both ends (prefix sums
  *   make each candidate O(1)). */
 void jq_range_percentile(const jq_hist *h, double pct, double *lo, double *hi);
-void jq_range_entropy(const jq_hist *h, int qbins, double *lo, double *hi);
+void jq_range_entropy(const jq_hist *h, int qbins, bool asym, double *lo, double *hi);
 void jq_range_mse(const jq_hist *h, int levels, bool symmetric, double *lo, double *hi);
 
 /* One tensor to observe, by name in the model; calibration fills in its range. */
 typedef struct jq_calib_tensor {
     const char *name;
+    bool minmax;         /* keep the observed range whatever the method (graph outputs) */
     double lo, hi;       /* result */
     double min, max;     /* observed */
 } jq_calib_tensor;

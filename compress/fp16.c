@@ -396,7 +396,7 @@ static joule_status convert_initializer(fp_ctx *c, joule_value *v, bool need32,
     joule_tensor *t = NULL;
     uint64_t over = 0, under = 0;
     const joule_tensor *src = v->data;
-    size_t before = src->nbytes;
+    const size_t before = src->nbytes, count = src->count; /* src goes when v gets t */
     joule_status st = to_f16_tensor(c, src, &t, &over, &under);
     if (st)
         return st;
@@ -422,8 +422,8 @@ static joule_status convert_initializer(fp_ctx *c, joule_value *v, bool need32,
         .tensor = dst->name,
         .dtype_before = JOULE_F32,
         .dtype_after = JOULE_F16,
-        .params_before = src->count,
-        .params_after = src->count,
+        .params_before = count,
+        .params_after = count,
         .bytes_before = before,
         .bytes_after = dst->data->nbytes,
         .note = note[0] ? note : (need32 ? "float16 copy; float32 kept for float32 readers" : NULL),

@@ -310,6 +310,8 @@ static joule_status calibrate(st_ctx *c, joule_calib_stats *stats)
     for (size_t i = 0; i < c->nt; i++)
         if (c->t[i].src < 0) {
             c->t[i].calib = (long)k;
+            /* the model's outputs (logits) are what callers read: never clipped */
+            ct[k].minmax = (c->t[i].v->flags & JOULE_VALUE_OUTPUT) != 0;
             ct[k++].name = c->t[i].v->name;
         }
     joule_status st = jq_calibrate(c->m, c->o, ct, n, stats, c->err);
@@ -825,9 +827,11 @@ static joule_status report(st_ctx *c, const joule_calib_stats *stats, size_t n_q
         const qt *e = &c->t[i];
         if (e->src >= 0)
             continue;
+        bool out = e->lo == e->min && e->hi == e->max && (e->dq && (e->dq->flags & JOULE_VALUE_OUTPUT));
         snprintf(note, sizeof note, "activation %s: range [%.6g, %.6g] (%s) of observed [%.6g, %.6g]",
                  c->o->symmetric_activations ? "int8" : "uint8", e->lo, e->hi,
-                 joule_calib_method_name(c->o->method), e->min, e->max);
+                 out ? "minmax: a graph output" : joule_calib_method_name(c->o->method), e->min,
+                 e->max);
         joule_layer_change row = {
             .pass = "int8",
             .tensor = e->dq ? e->dq->name : e->v->name,
@@ -914,10 +918,12 @@ joule_status joule_quantize_static(joule_model *m, const joule_static_options *o
         goto done;
     if (opt->format == JOULE_QUANT_QOPERATOR && (st = to_qoperator(&c, &n_qop)))
         goto done;
+    /* rows first: they read values the pruning frees */
+    if ((st = report(&c, &stats, n_qop)))
+        goto done;
     joule_graph_prune_values(g);
     if ((st = joule_graph_validate(g, err)) || (st = joule_infer_shapes(m, NULL, 0, err)))
         goto done;
-    st = report(&c, &stats, n_qop);
     if (opt->stats)
         *opt->stats = stats;
 done:

@@ -124,7 +124,8 @@ typedef struct joule_static_options {
     size_t batch;            /* items per engine run (0: 64) */
     int threads;             /* engine threads (0: all cores) */
 
-    joule_calib_method method; /* default JOULE_CALIB_PERCENTILE */
+    joule_calib_method method; /* default JOULE_CALIB_PERCENTILE; graph outputs (logits) always
+                                  keep their observed range */
     double percentile;         /* for JOULE_CALIB_PERCENTILE, in (50, 100] (default 99.999) */
     bool per_tensor;           /* one weight scale per tensor (default: per output channel) */
     bool symmetric_activations;/* int8 symmetric activations (default: uint8 asymmetric) */
