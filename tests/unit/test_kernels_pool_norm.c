@@ -459,6 +459,17 @@ static void test_maxpool_2d(void **state)
     /* 2x2 stride 2 on odd sizes (last row/column dropped) */
     check_pool(&(pool_case){.op = "MaxPool", .ns = 2, .n = 2, .c = 3, .in = {7, 9}, .k = {2, 2},
                             .s = {2, 2}, .dt = JOULE_F32});
+    /* 2x2 stride 2 on even sizes (the one-pass path): the fixture CNN's pools, rows wider
+     * than a vector, float64, rising values; with ceil_mode on odd sizes the last window is
+     * partial and the general loop runs */
+    check_pool(&(pool_case){.op = "MaxPool", .ns = 2, .n = 2, .c = 16, .in = {28, 28},
+                            .k = {2, 2}, .s = {2, 2}, .dt = JOULE_F32});
+    check_pool(&(pool_case){.op = "MaxPool", .ns = 2, .n = 1, .c = 3, .in = {6, 70},
+                            .k = {2, 2}, .s = {2, 2}, .dt = JOULE_F64});
+    check_pool(&(pool_case){.op = "MaxPool", .ns = 2, .n = 1, .c = 2, .in = {8, 38},
+                            .k = {2, 2}, .s = {2, 2}, .dt = JOULE_F32, .ramp = true});
+    check_pool(&(pool_case){.op = "MaxPool", .ns = 2, .n = 1, .c = 2, .in = {7, 9},
+                            .k = {2, 2}, .s = {2, 2}, .ceil_mode = true, .dt = JOULE_F32});
     /* ResNet stem: 3x3 stride 2 pads 1, with Indices, both storage orders */
     check_pool(&(pool_case){.op = "MaxPool", .ns = 2, .n = 2, .c = 3, .in = {12, 11},
                             .k = {3, 3}, .s = {2, 2}, .pads = {1, 1, 1, 1}, .with_indices = true,

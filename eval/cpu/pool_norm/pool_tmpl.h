@@ -64,6 +64,30 @@ static void FN(pool2d)(const pool_params *p, const T *x, T *y, int64_t *ind, siz
     const bool is_max = p->is_max, include_pad = p->count_include_pad, col = p->storage_order;
     const long long n_planes = (long long)planes;
     (void)nt;
+    if (is_max && !ind && kh == 2 && kw == 2 && sh == 2 && sw == 2 && dh == 1 && dw == 1 &&
+        pt == 0 && pl == 0 && OH == H / 2 && OW == W / 2) {
+        /* 2x2 windows, stride 2, no padding, every window whole (the common CNN downsample):
+         * one pass per output row, the four taps compared in the generic loop's order */
+        PN_OMP_FOR
+        for (long long c = 0; c < n_planes; c++) {
+            const T *xp = x + (size_t)c * (size_t)(H * W);
+            T *yp = y + (size_t)c * (size_t)(OH * OW);
+            for (int64_t oh = 0; oh < OH; oh++) {
+                const T *r0 = xp + 2 * oh * W, *r1 = r0 + W;
+                T *yr = yp + oh * OW;
+                PN_SIMD
+                for (int64_t j = 0; j < OW; j++) {
+                    T m = (T)-INFINITY;
+                    m = r0[2 * j] > m ? r0[2 * j] : m;
+                    m = r0[2 * j + 1] > m ? r0[2 * j + 1] : m;
+                    m = r1[2 * j] > m ? r1[2 * j] : m;
+                    m = r1[2 * j + 1] > m ? r1[2 * j + 1] : m;
+                    yr[j] = m;
+                }
+            }
+        }
+        return;
+    }
     PN_OMP_FOR
     for (long long c = 0; c < n_planes; c++) {
         const T *xp = x + (size_t)c * (size_t)(H * W);
