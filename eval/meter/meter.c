@@ -367,7 +367,7 @@ joule_status joule_meter_open(const joule_meter_options *opt, joule_meter **out,
     } else {
         m->cpu_watts = 0;
     }
-    if (m->opt.background && !opt->clock && m->sample_period_s > 0) {
+    if (!m->opt.no_sampler && !opt->clock && m->sample_period_s > 0) {
         m->thread_running = pthread_create(&m->thread, NULL, sampler_main, m) == 0;
         if (!m->thread_running)
             meter_probe_add(m, "meter", "sampler", JOULE_PROBE_ERROR, NULL,

@@ -297,6 +297,7 @@ joule_status joule_energy_json(const joule_energy_result *r, char **out, joule_e
         if (!e)
             break;
         cJSON_AddStringToObject(e, "model", t->model ? "candidate" : "base");
+        cJSON_AddBoolToObject(e, "estimated", r->estimated);
         cJSON_AddNumberToObject(e, "pair", (double)t->pair);
         cJSON_AddNumberToObject(e, "position", t->position);
         add_num(e, "joules", t->joules);

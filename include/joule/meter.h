@@ -95,7 +95,9 @@ typedef struct joule_meter_options {
     double cpu_watts;          /* estimate: W per busy core; 0: joule_cpu_watts_per_core() */
     const char *cpu_model;     /* for the table; NULL: read from /proc/cpuinfo */
     double max_power_w;        /* plausible peak power of one domain, for wrap timing (0: 500) */
-    bool background;           /* sample from a thread so no wrap is missed (real clock only) */
+    bool no_sampler;           /* no sampler thread: counters are read only when the caller reads
+                                  or samples (the trials sample between inferences). Without
+                                  it, a thread samples so no wrap is missed (real clock only) */
     double check_s;            /* how long a new counter must be watched to prove it moves
                                   (0: max(20 ms, 2 update periods)) */
     const joule_clock *clock;         /* NULL: joule_clock_system() */

@@ -431,7 +431,6 @@ static joule_energy_options e2e_options(char *base, char *cand, size_t size)
     o.trial.seed = 3;
     o.trial.resamples = 2000;
     o.meter.nvml_lib = "/nonexistent/libnvidia-ml.so.1";
-    o.meter.background = true;
     return o;
 }
 

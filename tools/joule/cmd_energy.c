@@ -129,7 +129,6 @@ int joule_cmd_energy(int argc, char **argv)
     opt.trial.trials = 10;
     opt.trial.warmup_s = 1.0;
     opt.trial.seed = 1;
-    opt.meter.background = true;
     const char *paths[2] = {NULL, NULL};
     const char *md_path = NULL, *html_path = NULL;
     bool json = false;
