@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -148,6 +149,7 @@ int joule_cmd_demo(int argc, char **argv)
     if (rc >= 0)
         return rc;
     double t0 = now_s();
+    bool chatty = !a.json && isatty(STDERR_FILENO); /* stage lines only on a terminal */
     joule_error err = {{0}};
     char model[4096], out_model[4096];
     if (a.model)
@@ -169,7 +171,7 @@ int joule_cmd_demo(int argc, char **argv)
         return 1;
     }
     if (!st) {
-        if (!a.json)
+        if (chatty)
             fprintf(stderr, "joule demo: compressing %s (50%% pruning + int8, %zu calibration "
                             "images)\n", model, a.calib_limit);
         st = compress(model, out_model, &a, &changes, &err);
@@ -184,7 +186,7 @@ int joule_cmd_demo(int argc, char **argv)
         o.skip_energy = a.no_energy;
         o.progress = rc_progress_stage;
         o.progress_user = &prog;
-        if (!a.json)
+        if (chatty)
             fprintf(stderr, "joule demo: evaluating both models on %s test images, timing them%s\n",
                     a.limit ? "the first" : "10,000", a.no_energy ? "" : ", metering energy");
         st = joule_report_measure(model, out_model, &o, &d, &err);
@@ -216,7 +218,8 @@ int joule_cmd_demo(int argc, char **argv)
         free(text);
     } else {
         rc_print_summary(stdout, d, a.out);
-        fprintf(stderr, "joule demo: done in %.1f s\n", now_s() - t0);
+        if (chatty)
+            fprintf(stderr, "joule demo: done in %.1f s\n", now_s() - t0);
     }
     fflush(stdout);
     rc = 0;
