@@ -1,7 +1,9 @@
 // tests/interop/ort_run.js: runs ONNX models in ONNX Runtime (node) on a .npy batch of images and
 // prints, per model, one JSON line with the top-1 class of every image, so a caller can compare
 // with joule's engine; errors (load or run) print {"model":..., "error":...} and exit 1.
-//   node ort_run.js IMAGES.npy MODEL.onnx [MODEL.onnx ...] [--logits OUT_PREFIX]
+//   node ort_run.js IMAGES.npy MODEL.onnx [MODEL.onnx ...] [--f16]
+// --f16 feeds the images as float16 (models converted without keep_io_types); float16 outputs
+// are read back as float.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -28,10 +30,43 @@ function readNpy(file) {
   return { data, shape };
 }
 
+// IEEE half from float (round to nearest even) and back.
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+function toHalf(v) {
+  f32[0] = v;
+  const x = u32[0];
+  const sign = (x >>> 16) & 0x8000;
+  let exp = ((x >>> 23) & 0xff) - 127 + 15;
+  let mant = x & 0x7fffff;
+  if (((x >>> 23) & 0xff) === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  if (exp >= 0x1f) return sign | 0x7c00;
+  if (exp <= 0) {
+    if (exp < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - exp;
+    let h = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1), half = 1 << (shift - 1);
+    if (rem > half || (rem === half && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (exp << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
+  return sign | h;
+}
+function fromHalf(h) {
+  const s = h & 0x8000 ? -1 : 1, e = (h >>> 10) & 0x1f, m = h & 0x3ff;
+  if (e === 0) return s * m * Math.pow(2, -24);
+  if (e === 0x1f) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * Math.pow(2, e - 15);
+}
+
 async function main() {
   const args = process.argv.slice(2);
   const images = readNpy(args[0]);
   const models = args.slice(1).filter((a) => a.endsWith('.onnx'));
+  const half = args.includes('--f16');
   const ort = loadOrt();
   let failed = false;
   for (const m of models) {
@@ -39,10 +74,17 @@ async function main() {
       const opts = { graphOptimizationLevel: 'all', logSeverityLevel: 3 };
       const s = await ort.InferenceSession.create(m, opts);
       const name = s.inputNames[0];
-      const x = new ort.Tensor('float32', images.data, images.shape);
+      const x = half
+        ? new ort.Tensor('float16', Uint16Array.from(images.data, toHalf), images.shape)
+        : new ort.Tensor('float32', images.data, images.shape);
       const r = await s.run({ [name]: x });
-      const y = r[s.outputNames[0]];
-      if (y.type !== 'float32') throw new Error('output is ' + y.type + ', expected float32');
+      let y = r[s.outputNames[0]];
+      if (y.type === 'float16' && half) {
+        const raw = y.data;
+        y = { data: raw instanceof Uint16Array ? Float32Array.from(raw, fromHalf) : Float32Array.from(raw) };
+      } else if (y.type !== 'float32') {
+        throw new Error('output is ' + y.type + ', expected float32');
+      }
       const n = images.shape[0];
       const k = y.data.length / n;
       const top1 = [];

@@ -174,6 +174,21 @@ static int run_all(const char *model_path, joule_dataset *ds, size_t batch, FILE
         }
         if (n == 0)
             break;
+        if (in->dtype == JOULE_F16) { /* a model converted without keep_io_types */
+            joule_tensor *h = NULL;
+            if (joule_tensor_new(JOULE_F16, x->rank, x->dims, &h, &err) ||
+                !joule_tensor_mutable_data(h)) {
+                joule_tensor_free(x);
+                joule_tensor_free(y);
+                rc = fail("float16 input", &err);
+                break;
+            }
+            uint16_t *hp = joule_tensor_mutable_data(h);
+            for (size_t i = 0; i < x->count; i++)
+                hp[i] = joule_f32_to_f16(((const float *)x->data)[i]);
+            joule_tensor_free(x);
+            x = h;
+        }
         const joule_tensor *ins[1] = {x};
         if (joule_session_run(s, ins, 1, &err)) {
             joule_tensor_free(x);
@@ -184,7 +199,20 @@ static int run_all(const char *model_path, joule_dataset *ds, size_t batch, FILE
         const joule_tensor *o = joule_session_output(s, 0);
         size_t k = o->count / n;
         *n_classes = k;
+        float *conv = NULL;
         const float *p = o->data;
+        if (o->dtype == JOULE_F16) {
+            conv = malloc(o->count * sizeof *conv);
+            if (!conv) {
+                rc = 1;
+                joule_tensor_free(x);
+                joule_tensor_free(y);
+                break;
+            }
+            for (size_t i = 0; i < o->count; i++)
+                conv[i] = joule_f16_to_f32(((const uint16_t *)o->data)[i]);
+            p = conv;
+        }
         for (size_t i = 0; i < n; i++) {
             size_t best = 0;
             for (size_t j = 1; j < k; j++)
@@ -199,6 +227,7 @@ static int run_all(const char *model_path, joule_dataset *ds, size_t batch, FILE
                 float *nl = realloc(*all_logits, cap * sizeof **all_logits);
                 if (!nl) {
                     rc = 1;
+                    free(conv);
                     joule_tensor_free(x);
                     joule_tensor_free(y);
                     break;
@@ -209,6 +238,7 @@ static int run_all(const char *model_path, joule_dataset *ds, size_t batch, FILE
             have += n * k;
         }
         *total += n;
+        free(conv);
         joule_tensor_free(x);
         joule_tensor_free(y);
     }
