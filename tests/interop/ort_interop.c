@@ -8,7 +8,8 @@
  * session. Every
  * output must satisfy |joule - ort| <= 1e-5 + 1e-3 * |ort|; logits of batch 64 must satisfy
  * |joule - torch| <= 1e-4 + 1e-3 * |torch| (1e-4 is what tools/make_fixtures.py allows between
- * the exported graph and torch). Prints the largest absolute difference per model and batch.
+ * the exported graph and torch). Prints the largest absolute difference per model and batch,
+ * and fails when no fixture holds its weights in Constant nodes or has a symbolic batch dim.
  *
  *   ort_interop SOURCE_DIR [MODEL.onnx ...]
  *
@@ -214,7 +215,13 @@ static bool check_run(ctx *c, joule_session *s, const char *label, int bi, joule
     return ok;
 }
 
-static bool check_model(ctx *c, const char *model, const char *ref_path)
+/* What the fixture set must exercise: weights held in Constant nodes (a Constant whose value
+ * has rank >= 2) and a symbolic batch dim on the fed input. */
+typedef struct coverage {
+    size_t constant_weights, symbolic_batch;
+} coverage;
+
+static bool check_model(ctx *c, const char *model, const char *ref_path, coverage *cov)
 {
     joule_error err = {{0}};
     joule_model *m = NULL;
@@ -235,6 +242,18 @@ static bool check_model(ctx *c, const char *model, const char *ref_path)
     if (!in) {
         fprintf(stderr, "ort_interop: %s: no graph input to feed\n", model);
         goto done;
+    }
+    if (in->shape.rank >= 1 && in->shape.dims[0].sym)
+        cov->symbolic_batch++;
+    for (size_t i = 0; i < m->graph->n_nodes; i++) {
+        const joule_node *nd = m->graph->nodes[i];
+        const joule_attr *v = strcmp(nd->op_type, "Constant") == 0
+                                  ? joule_node_attr(nd, "value")
+                                  : NULL;
+        if (v && v->type == JOULE_ATTR_TENSOR && v->t && v->t->rank >= 2) {
+            cov->constant_weights++;
+            break;
+        }
     }
     joule_input_shape shape = {.name = in->name};
     shape.shape.rank = c->images->rank;
@@ -493,13 +512,20 @@ int main(int argc, char **argv)
         goto out;
     }
     size_t failed = 0;
+    coverage cov = {0};
     for (size_t i = 0; i < n; i++) {
-        if (!models[i] || !check_model(&c, models[i], refs[i]))
+        if (!models[i] || !check_model(&c, models[i], refs[i], &cov))
             failed++;
         free(models[i]);
         free(refs[i]);
     }
-    printf("ort_interop: %zu model(s), %zu failed\n", n, failed);
+    printf("ort_interop: %zu model(s), %zu failed; %zu with weights in Constant nodes, %zu with "
+           "a symbolic batch dim\n", n, failed, cov.constant_weights, cov.symbolic_batch);
+    if (argc == 2 && (cov.constant_weights == 0 || cov.symbolic_batch == 0)) {
+        fprintf(stderr, "ort_interop: the fixture set must include a model with weights in "
+                        "Constant nodes and one with a symbolic batch dim\n");
+        failed++;
+    }
     rc = failed ? 1 : 0;
 out:
     for (size_t bi = 0; bi < N_BATCHES; bi++)
