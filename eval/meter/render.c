@@ -125,6 +125,12 @@ static const char *kind(const joule_energy_result *r)
     return r->estimated ? "estimated" : "measured";
 }
 
+/* The method without its "estimated: " prefix, for prose that has just said so. */
+static const char *method_body(const joule_energy_result *r)
+{
+    return strncmp(r->method, "estimated: ", 11) == 0 ? r->method + 11 : r->method;
+}
+
 /* ---- JSON ---- */
 static void add_num(cJSON *o, const char *name, double v)
 {
@@ -409,7 +415,7 @@ joule_status joule_energy_text(const joule_energy_result *r, char **out, joule_e
     }
     if (r->estimated)
         sb_printf(&b, "energy    ESTIMATED, not measured: no energy counter measures on this machine.\n"
-                      "          %s\n", r->method);
+                      "          model: %s\n", method_body(r));
     else if (r->n_domains)
         sb_printf(&b, "energy    %s\n", r->method);
     else
@@ -456,7 +462,7 @@ joule_status joule_energy_markdown(const joule_energy_result *r, char **out, jou
                       "energy figure below comes from a model: ");
     else
         sb_printf(&b, "**Measured** by hardware counters: ");
-    md_cell(&b, r->method);
+    md_cell(&b, method_body(r));
     sb_printf(&b, ".\n\n| | A (base) | B (candidate) |\n|---|---|---|\n");
     sb_printf(&b, "| model | `");
     md_cell(&b, r->models[0].path);
@@ -525,7 +531,7 @@ joule_status joule_energy_html(const joule_energy_result *r, char **out, joule_e
     if (r->estimated)
         sb_printf(&b, "No energy counter measures on this machine; every energy figure below comes "
                       "from a model: ");
-    html_text(&b, r->method);
+    html_text(&b, method_body(r));
     sb_printf(&b, ".</p>\n<table>\n<tr><th></th><th>A (base)</th><th>B (candidate)</th></tr>\n<tr><td>model</td><td><code>");
     html_text(&b, r->models[0].path);
     sb_printf(&b, "</code></td><td><code>");
