@@ -40,7 +40,7 @@ def main():
     for args, code in ([["info", os.path.join(data, "no-such-model.onnx")], 1],
                        [["info", os.path.join(data, "fmnist_test64.npy")], 1],
                        [["info"], 2], [["info", "--bogus", "x.onnx"], 2],
-                       [["info", "--input-shape", "input=1xqx28", "x.onnx"], 2]):
+                       [["info", "--input-shape", "input=1x-3x28", "x.onnx"], 2]):
         r = run([joule] + args)
         lines = r.stderr.strip().splitlines()
         if r.returncode != code or len(lines) != 1 or r.stdout:
