@@ -282,14 +282,15 @@ static void test_dedup_and_dead(void **state)
 static void test_constants_fixture(void **state)
 {
     (void)state;
-    /* the MLP with its weights in Constant nodes: they become initializers, logits unchanged */
-    joule_model *m = tc_load("tests/data/mlp_constants.onnx");
+    /* the mobile net with its weights in Constant nodes: they become initializers; logits move
+     * only by the rounding of BatchNormalization folding, which the same pass also does */
+    joule_model *m = tc_load("tests/data/mobile_constants.onnx");
     assert_true(tc_count_op(m->graph, "Constant") > 0);
     joule_tensor *x = tc_images(), *y0 = tc_run(m, x);
     joule_report r = run_cleanup(m);
     assert_int_equal(tc_count_op(m->graph, "Constant"), 0);
     joule_tensor *y1 = tc_run(m, x);
-    assert_true(tc_max_diff(y0, y1) == 0);
+    assert_true(tc_max_diff(y0, y1) < 1e-4);
     /* and a save/load round trip keeps them */
     joule_error err = {{0}};
     void *buf;
@@ -298,7 +299,7 @@ static void test_constants_fixture(void **state)
     joule_model *back;
     assert_joule_ok(joule_model_load_buffer(buf, len, "clean", NULL, &back, &err), &err);
     joule_tensor *y2 = tc_run(back, x);
-    assert_true(tc_max_diff(y0, y2) == 0);
+    assert_true(tc_max_diff(y1, y2) == 0); /* the saved cleaned model runs the same */
     joule_tensor_free(x);
     joule_tensor_free(y0);
     joule_tensor_free(y1);

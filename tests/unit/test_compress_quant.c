@@ -131,7 +131,9 @@ static size_t agreement(const float *a, const float *b, size_t n, double *maxdif
  * accuracy drop is what the accuracy measurement (BENCHMARKS) holds to 0.5 pt. */
 static size_t min_agree(const char *name)
 {
-    return strcmp(name, "mobile") == 0 ? 61 : 63;
+    /* the mobile net (depthwise convs, tiny channels) loses the most to int8; its weights-in-
+     * Constant-nodes copy is the same network */
+    return strncmp(name, "mobile", 6) == 0 ? 61 : 63;
 }
 
 static size_t count_op(const joule_graph *g, const char *op)
@@ -202,7 +204,7 @@ static joule_model *cleaned(const char *name)
     return m;
 }
 
-static const char *const fixtures[] = {"mlp", "cnn", "mobile", "transformer", "mlp_constants"};
+static const char *const fixtures[] = {"mlp", "cnn", "mobile", "transformer", "mobile_constants"};
 #define N_FIXTURES (sizeof fixtures / sizeof *fixtures)
 
 /* ---- fp16 ---- */
@@ -502,7 +504,7 @@ static void test_dynamic_fixtures(void **state)
             continue;
         /* per-tensor weights: not on mobile, whose BatchNorm-folded depthwise weights differ by
          * 18x between channels */
-        for (int per_tensor = 0; per_tensor <= (strcmp(fixtures[f], "mobile") != 0); per_tensor++) {
+        for (int per_tensor = 0; per_tensor <= (strncmp(fixtures[f], "mobile", 6) != 0); per_tensor++) {
             joule_model *ref = load_fixture(fixtures[f]), *m = cleaned(fixtures[f]);
             size_t before = count_op(m->graph, "Conv") + count_op(m->graph, "Gemm");
             joule_dynamic_options o;
@@ -704,7 +706,7 @@ static void test_static_qoperator(void **state)
         if (!have_fixture(fixtures[f]))
             continue;
         /* int8 symmetric activations: not on mobile (HardSwish outputs use half the range) */
-        for (int sym = 0; sym <= (strcmp(fixtures[f], "mobile") != 0); sym++) {
+        for (int sym = 0; sym <= (strncmp(fixtures[f], "mobile", 6) != 0); sym++) {
             joule_static_options o;
             joule_static_defaults(&o);
             calib_source(&o, x);
