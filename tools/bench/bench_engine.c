@@ -4,8 +4,9 @@
  *   bench_engine info
  *       OpenBLAS core, CPU model, quantized-GEMM path: one key=value per line.
  *   bench_engine run MODEL IMAGES.npy --batch B --threads T [--runs N] [--warmup W]
- *                    [--labels LABELS.npy]
- *       Creates a session for [B, ...] inputs, runs W untimed warm-up batches, then N timed ones
+ *                    [--warmup-ms MS] [--labels LABELS.npy]
+ *       Creates a session for [B, ...] inputs, runs untimed warm-up batches (at least W, and for
+ *       at least MS milliseconds, default 250), then N timed ones
  *       (batch i takes images (i*B .. i*B+B-1) mod count, so batch 1 cycles through the images)
  *       and prints the median, minimum and mean seconds per run, the process CPU seconds per
  *       timed run (all threads; less sensitive to other load), the session's activation arena
@@ -120,6 +121,7 @@ static long parse_count(const char *flag, const char *v, long lo, long hi)
 typedef struct run_opts {
     const char *model, *images, *labels;
     long batch, threads, runs, warmup;
+    double warmup_s;
 } run_opts;
 
 /* Copies `batch` items starting at item `first` (wrapping) of images into x. */
@@ -201,20 +203,29 @@ static int cmd_run(const run_opts *o)
     }
     double t_create = now_s() - t0;
 
-    long total = o->warmup + o->runs;
-    double cpu0 = 0;
+    /* warm-up: at least o->warmup runs and o->warmup_s seconds; OpenBLAS's idle worker threads
+     * spin (sched_yield) for ~0.1 s after the library starts, which the timed runs should not
+     * share a core with */
+    long warm = 0;
+    double w0 = now_s();
+    while (warm < o->warmup || now_s() - w0 < o->warmup_s) {
+        const joule_tensor *ins[] = {xs[(size_t)warm % n_x]};
+        if (joule_session_run(s, ins, 1, &err)) {
+            fprintf(stderr, "bench_engine: %s: run: %s\n", o->model, err.msg);
+            goto done;
+        }
+        warm++;
+    }
+    long total = o->runs;
+    double cpu0 = cpu_s();
     for (long r = 0; r < total; r++) {
-        if (r == o->warmup)
-            cpu0 = cpu_s();
-        const joule_tensor *ins[] = {xs[(size_t)r % n_x]};
+        const joule_tensor *ins[] = {xs[(size_t)(warm + r) % n_x]};
         double a = now_s();
         if (joule_session_run(s, ins, 1, &err)) {
             fprintf(stderr, "bench_engine: %s: run: %s\n", o->model, err.msg);
             goto done;
         }
-        double b = now_s();
-        if (r >= o->warmup)
-            times[r - o->warmup] = b - a;
+        times[r] = now_s() - a;
     }
     double cpu_per_run = (cpu_s() - cpu0) / (double)o->runs;
     double sum = 0;
@@ -225,7 +236,7 @@ static int cmd_run(const run_opts *o)
                                 : 0.5 * (times[o->runs / 2 - 1] + times[o->runs / 2]);
 
     printf("engine=joule\nopenblas_core=%s\nbatch=%ld\nthreads=%ld\nruns=%ld\nwarmup=%ld\n",
-           joule_cpu_blas_core(), o->batch, o->threads, o->runs, o->warmup);
+           joule_cpu_blas_core(), o->batch, o->threads, o->runs, warm);
     printf("median_s=%.9f\nmin_s=%.9f\nmean_s=%.9f\ncpu_s=%.9f\ncreate_s=%.6f\n", median,
            times[0], sum / (double)o->runs, cpu_per_run, t_create);
     printf("arena_bytes=%zu\npeak_rss_bytes=%lld\nbase_rss_bytes=%lld\n",
@@ -301,7 +312,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_engine info\n"
                "       bench_engine run MODEL IMAGES.npy --batch B --threads T [--runs N] "
-               "[--warmup W] [--labels L.npy]\n"
+               "[--warmup W] [--warmup-ms MS] [--labels L.npy]\n"
                "       bench_engine quantize IN OUT CALIB.npy\n");
 }
 
@@ -326,7 +337,7 @@ int main(int argc, char **argv)
         return 2;
     }
     run_opts o = {.model = argv[2], .images = argv[3], .batch = 1, .threads = 1, .runs = 200,
-                  .warmup = 20};
+                  .warmup = 20, .warmup_s = 0.25};
     for (int i = 4; i < argc; i++) {
         if (i + 1 >= argc) {
             fprintf(stderr, "bench_engine: %s needs a value\n", argv[i]);
@@ -341,6 +352,8 @@ int main(int argc, char **argv)
             o.runs = parse_count("--runs", v, 1, 10000000);
         else if (strcmp(argv[i - 1], "--warmup") == 0)
             o.warmup = parse_count("--warmup", v, 0, 10000000);
+        else if (strcmp(argv[i - 1], "--warmup-ms") == 0)
+            o.warmup_s = (double)parse_count("--warmup-ms", v, 0, 600000) / 1000.0;
         else if (strcmp(argv[i - 1], "--labels") == 0)
             o.labels = v;
         else {

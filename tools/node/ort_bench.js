@@ -3,7 +3,7 @@
 // `bench_engine run` (tools/bench/bench_engine.c) and prints the same key=value lines.
 //
 //   node tools/node/ort_bench.js MODEL IMAGES.npy --batch B --threads T [--runs N] [--warmup W]
-//        [--labels LABELS.npy]
+//        [--warmup-ms MS] [--labels LABELS.npy]
 //
 // Session: intraOpNumThreads T, interOpNumThreads 1, graphOptimizationLevel 'all', sequential
 // execution, CPU provider. Runs call the native binding synchronously (see ort_session.js).
@@ -17,7 +17,7 @@ const { loadOrt, openSession, ortVersion } = require('./ort_session');
 function usage(msg) {
   if (msg) console.error(`ort_bench: ${msg}`);
   console.error('usage: ort_bench.js MODEL IMAGES.npy --batch B --threads T [--runs N] ' +
-    '[--warmup W] [--labels L.npy]');
+    '[--warmup W] [--warmup-ms MS] [--labels L.npy]');
   process.exit(2);
 }
 
@@ -30,7 +30,9 @@ function count(flag, v, lo) {
 async function main() {
   const args = process.argv.slice(2);
   if (args.length < 2) usage();
-  const o = { model: args[0], images: args[1], batch: 1, threads: 1, runs: 200, warmup: 20 };
+  const o = {
+    model: args[0], images: args[1], batch: 1, threads: 1, runs: 200, warmup: 20, warmupMs: 250,
+  };
   for (let i = 2; i < args.length; i += 2) {
     if (i + 1 >= args.length) usage(`${args[i]} needs a value`);
     const v = args[i + 1];
@@ -39,6 +41,7 @@ async function main() {
       case '--threads': o.threads = count('--threads', v, 1); break;
       case '--runs': o.runs = count('--runs', v, 1); break;
       case '--warmup': o.warmup = count('--warmup', v, 0); break;
+      case '--warmup-ms': o.warmupMs = count('--warmup-ms', v, 0); break;
       case '--labels': o.labels = v; break;
       default: usage(`unknown option '${args[i]}'`);
     }
@@ -75,26 +78,31 @@ async function main() {
   const name = s.inputNames[0];
   const feeds = xs.map((x) => ({ [name]: new ort.Tensor('float32', x, dims) }));
 
+  // warm-up: at least o.warmup runs and o.warmupMs milliseconds (as bench_engine does)
+  let warm = 0;
+  const w0 = process.hrtime.bigint();
+  while (warm < o.warmup || Number(process.hrtime.bigint() - w0) / 1e6 < o.warmupMs) {
+    const f = feeds[warm % nX];
+    if (s.runSync) s.runSync(f); else await s.run(f);
+    warm++;
+  }
   const times = [];
-  const total = o.warmup + o.runs;
-  let cpu0 = null;
+  const cpu0 = process.cpuUsage();
   if (s.runSync) {
-    for (let r = 0; r < total; r++) {
-      if (r === o.warmup) cpu0 = process.cpuUsage();
-      const f = feeds[r % nX];
+    for (let r = 0; r < o.runs; r++) {
+      const f = feeds[(warm + r) % nX];
       const a = process.hrtime.bigint();
       s.runSync(f);
       const b = process.hrtime.bigint();
-      if (r >= o.warmup) times.push(Number(b - a) / 1e9);
+      times.push(Number(b - a) / 1e9);
     }
   } else {
-    for (let r = 0; r < total; r++) {
-      if (r === o.warmup) cpu0 = process.cpuUsage();
-      const f = feeds[r % nX];
+    for (let r = 0; r < o.runs; r++) {
+      const f = feeds[(warm + r) % nX];
       const a = process.hrtime.bigint();
       await s.run(f);
       const b = process.hrtime.bigint();
-      if (r >= o.warmup) times.push(Number(b - a) / 1e9);
+      times.push(Number(b - a) / 1e9);
     }
   }
   const cpu = process.cpuUsage(cpu0);
@@ -107,7 +115,7 @@ async function main() {
     'engine=ort',
     `ort_version=${ortVersion(ort)}`,
     `ort_call=${s.viaBinding ? 'binding-sync' : 'InferenceSession.run'}`,
-    `batch=${o.batch}`, `threads=${o.threads}`, `runs=${o.runs}`, `warmup=${o.warmup}`,
+    `batch=${o.batch}`, `threads=${o.threads}`, `runs=${o.runs}`, `warmup=${warm}`,
     `median_s=${median.toFixed(9)}`, `min_s=${times[0].toFixed(9)}`, `mean_s=${mean.toFixed(9)}`,
     `cpu_s=${cpuPerRun.toFixed(9)}`,
     `create_s=${tCreate.toFixed(6)}`,
