@@ -269,6 +269,28 @@ static void test_powercap_duplicate_dies(void **state)
     close_and_clean(m, &hw);
 }
 
+/* --estimate: counters are probed and listed, the estimate measures. */
+static void test_force_estimate(void **state)
+{
+    (void)state;
+    fake_hw hw;
+    joule_clock clock;
+    joule_file_reader reader;
+    fake_init(&hw, &clock, &reader);
+    fake_zone_add(&hw, "intel-rapl:0", "package-0", 100, RANGE_BIG, 10.0);
+    joule_meter_options o = fake_options(&hw, &clock, &reader);
+    o.force_estimate = true;
+    joule_meter *m = NULL;
+    joule_error err;
+    assert_joule_ok(joule_meter_open(&o, &m, &err), &err);
+    const joule_probe *p = find_probe(m, "powercap", "intel-rapl:0");
+    assert_int_equal(p->state, JOULE_PROBE_NOT_USED);
+    assert_non_null(strstr(p->detail, "estimate was asked for"));
+    assert_true(joule_meter_estimated(m));
+    assert_true(fabs(joule_meter_cpu_watts(m) - 7.0) < 1e-12); /* "Test CPU": the default */
+    close_and_clean(m, &hw);
+}
+
 /* JOULE_POWERCAP_ROOT points the meter at a tree when no option does. */
 static void test_powercap_env_root(void **state)
 {
@@ -509,6 +531,14 @@ static void test_real_machine_probes(void **state)
     assert_joule_ok(joule_meter_open(&o, &m, &err), &err);
     assert_true(joule_meter_n_probes(m) >= 4);
     assert_true(joule_meter_n_domains(m) >= 1);
+    /* every source left a record: built with PAPI, its components (disabled ones with PAPI's
+     * reason); without, a line saying so */
+    bool seen[4] = {false};
+    static const char *srcs[4] = {"powercap", "papi", "nvml", "perf_event"};
+    for (size_t i = 0; i < joule_meter_n_probes(m); i++)
+        for (int k = 0; k < 4; k++)
+            seen[k] = seen[k] || strcmp(joule_meter_probe(m, i)->source, srcs[k]) == 0;
+    assert_true(seen[0] && seen[1] && seen[2] && seen[3]);
     for (size_t i = 0; i < joule_meter_n_probes(m); i++) {
         const joule_probe *p = joule_meter_probe(m, i);
         assert_true(p->detail[0] != 0);
@@ -531,6 +561,7 @@ int main(void)
         cmocka_unit_test(test_powercap_not_counting),
         cmocka_unit_test(test_powercap_duplicate_dies),
         cmocka_unit_test(test_powercap_env_root),
+        cmocka_unit_test(test_force_estimate),
         cmocka_unit_test(test_no_counters_estimate),
         cmocka_unit_test(test_cpu_table),
         cmocka_unit_test(test_nvml_energy_counter),
