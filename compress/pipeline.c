@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "compress/compress_internal.h"
+#include "compress/quant_internal.h"
 #include "joule/prune.h"
 
 static void cleanup_defaults(void *o)
@@ -51,6 +52,12 @@ static const joule_pass_def passes[] = {
      channels_run},
     {"sparse_storage", sizeof(joule_sparse_options), sparse_defaults, cz_sparse_from_json,
      sparse_run},
+    /* quantization (compress/quant_recipe.c) */
+    {"fp16", sizeof(joule_fp16_options), jq_fp16_defaults_v, jq_fp16_from_json, jq_fp16_run},
+    {"int8_dynamic", sizeof(joule_dynamic_options), jq_dynamic_defaults_v, jq_dynamic_from_json,
+     jq_dynamic_run},
+    {"int8", sizeof(joule_static_options), jq_static_defaults_v, jq_static_from_json,
+     jq_static_run},
 };
 
 const joule_pass_def *cz_pass_find(const char *name)

@@ -16,7 +16,10 @@
  *   "cleanup"        joule_cleanup_options  (joule/compress.h)
  *   "prune"          joule_prune_options    (joule/prune.h)
  *   "prune_channels" joule_channel_options  (joule/prune.h)
- *   "sparse_storage" joule_sparse_options   (joule/prune.h) */
+ *   "sparse_storage" joule_sparse_options   (joule/prune.h)
+ *   "fp16"           joule_fp16_options     (joule/quantize.h)
+ *   "int8_dynamic"   joule_dynamic_options  (joule/quantize.h)
+ *   "int8"           joule_static_options   (joule/quantize.h; "calib" is required) */
 #ifndef JOULE_PIPELINE_H
 #define JOULE_PIPELINE_H
 

@@ -20,6 +20,7 @@
 #include "eval/cpu/quant/qdq.h"
 #include "joule/compress.h"
 #include "joule/npy.h"
+#include "joule/pipeline.h"
 #include "joule/quantize.h"
 
 /* ---- helpers ---- */
@@ -767,6 +768,61 @@ static void test_static_exclude(void **state)
     joule_tensor_free(x);
 }
 
+/* ---- recipes ---- */
+
+static void test_recipe_steps(void **state)
+{
+    (void)state;
+    joule_error err = {{0}};
+    char calib[1024], json[2048];
+    test_source_path("tests/data/fmnist_test64.npy", calib, sizeof calib);
+    snprintf(json, sizeof json,
+             "{\"passes\": [{\"pass\": \"cleanup\"},"
+             " {\"pass\": \"int8\", \"calib\": \"%s\", \"method\": \"mse\", \"batch\": 16,"
+             "  \"activations\": \"s8\", \"format\": \"qoperator\", \"exclude\": [\"Gemm\"]}]}",
+             calib);
+    joule_recipe r;
+    assert_joule_ok(joule_recipe_init(&r, "test.json", &err), &err);
+    assert_joule_ok(joule_recipe_parse(&r, json, strlen(json), &err), &err);
+    assert_int_equal(r.n_steps, 2);
+    const joule_static_options *o = r.steps[1].opts;
+    assert_int_equal(o->method, JOULE_CALIB_MSE);
+    assert_true(o->symmetric_activations);
+    assert_int_equal(o->format, JOULE_QUANT_QOPERATOR);
+    assert_int_equal(o->exclude.n, 1);
+    assert_int_equal(o->batch, 16);
+    joule_model *m = load_fixture("cnn");
+    joule_report rep;
+    joule_report_init(&rep);
+    assert_joule_ok(joule_pipeline_run(m, &r, &rep, &err), &err);
+    assert_int_equal(count_op(m->graph, "QLinearConv"), 2);
+    assert_int_equal(count_op(m->graph, "Gemm"), 2);
+    joule_report_free(&rep);
+    joule_model_free(m);
+    joule_recipe_free(&r);
+
+    static const char *const bad[][2] = {
+        {"{\"passes\": [{\"pass\": \"int8\"}]}", "'calib'"},
+        {"{\"passes\": [{\"pass\": \"int8\", \"calib\": \"x\", \"method\": \"kl\"}]}", "method"},
+        {"{\"passes\": [{\"pass\": \"int8\", \"calib\": \"x\", \"format\": \"qop\"}]}", "format"},
+        {"{\"passes\": [{\"pass\": \"fp16\", \"keep_io\": true}]}", "keep_io"},
+        {"{\"passes\": [{\"pass\": \"int8_dynamic\", \"per_tensor\": 3}]}", "per_tensor"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_joule_ok(joule_recipe_init(&r, "bad.json", &err), &err);
+        assert_int_not_equal(joule_recipe_parse(&r, bad[i][0], strlen(bad[i][0]), &err), JOULE_OK);
+        if (!strstr(err.msg, bad[i][1]))
+            fail_msg("expected '%s' in: %s", bad[i][1], err.msg);
+        joule_recipe_free(&r);
+    }
+    /* the three passes are in the table */
+    size_t found = 0;
+    for (size_t i = 0; i < joule_pass_count(); i++)
+        found += !strcmp(joule_pass_name(i), "fp16") + !strcmp(joule_pass_name(i), "int8") +
+                 !strcmp(joule_pass_name(i), "int8_dynamic");
+    assert_int_equal(found, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -779,6 +835,7 @@ int main(void)
         cmocka_unit_test(test_static_variants),
         cmocka_unit_test(test_static_qoperator),
         cmocka_unit_test(test_static_exclude),
+        cmocka_unit_test(test_recipe_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include "commands.h"
 #include "joule/pipeline.h"
 #include "joule/prune.h"
+#include "joule/quantize.h"
 #include "joule/report.h"
 
 #define CMD "compress"
@@ -26,7 +27,7 @@
 static const char usage_text[] =
     "usage: joule compress IN -o OUT [options]\n"
     "Runs compression passes on IN and writes OUT (IN is never modified). Without --recipe the\n"
-    "passes run in this order: cleanup, prune_channels, prune, sparse_storage.\n"
+    "passes run in this order: cleanup, prune_channels, prune, quantization, sparse_storage.\n"
     "  -o, --output OUT             model to write (atomically)\n"
     "  --prune S                    magnitude pruning: fraction S in [0,1) of each layer's\n"
     "                               weights set to zero (Conv, ConvTranspose, Gemm, MatMul)\n"
@@ -42,6 +43,23 @@ static const char usage_text[] =
     "  --channel-norm l1|l2         channel importance (default l1)\n"
     "  --sparse-storage             store weights with >= 50% zeros as sparse_initializer when\n"
     "                               that is smaller\n"
+    "  --quant fp16|int8-dynamic|int8\n"
+    "                               fp16: float16 weights and compute; int8-dynamic: int8\n"
+    "                               weights, activations quantized at run time; int8: int8\n"
+    "                               weights and activations calibrated on --calib data\n"
+    "  --calib DATA                 calibration data for int8 (IDX, .npy/.npz, raw, .pb dir)\n"
+    "  --calib-method M             minmax, percentile (default), entropy or mse\n"
+    "  --percentile P               for --calib-method percentile (default 99.999)\n"
+    "  --per-tensor                 one weight scale per tensor (default: per output channel)\n"
+    "  --activations u8|s8          int8 activations: asymmetric uint8 (default) or symmetric\n"
+    "  --format qdq|qoperator       int8 as Q/DQ pairs (default) or QLinearConv/QLinearMatMul\n"
+    "  --quant-exclude NAME|OP      leave nodes of that name (glob) or op type in float\n"
+    "                               (repeatable)\n"
+    "  --keep-io-types, --no-keep-io-types\n"
+    "                               fp16: float32 model inputs/outputs (default) or float16\n"
+    "  --fp16-block-op OP           fp16: keep this op type float32 (repeatable; adds to the\n"
+    "                               default list: Range, TopK, NonMaxSuppression, ...)\n"
+    "  --fp16-block-node NAME       fp16: keep nodes matching this glob float32 (repeatable)\n"
     "  --no-cleanup                 skip cleanup (BN folding, constant folding, Identity and\n"
     "                               Dropout removal, dedup, dead code)\n"
     "  --recipe R.json              passes from a JSON recipe instead of the flags above\n"
@@ -63,6 +81,15 @@ typedef struct args {
     const char *skip[MAX_LIST];
     joule_prune_override over[MAX_LIST];
     char over_glob[MAX_LIST][256];
+    /* quantization */
+    const char *quant, *calib;
+    bool have_method, have_percentile, per_tensor, have_acts, have_format, have_keep_io;
+    bool keep_io, acts_s8;
+    joule_calib_method method;
+    double percentile;
+    joule_quant_format format;
+    size_t n_qex, n_block_op, n_block_node;
+    const char *qex[MAX_LIST], *block_op[MAX_LIST], *block_node[MAX_LIST];
 } args;
 
 static const char *opt_value(int argc, char **argv, int *i, const char *opt, bool *missing)
@@ -171,6 +198,51 @@ static int parse_args(int argc, char **argv, args *a)
             a->recipe = v;
         } else if ((v = opt_value(argc, argv, &i, "--report", &missing))) {
             a->report = v;
+        } else if ((v = opt_value(argc, argv, &i, "--quant-exclude", &missing))) {
+            if (a->n_qex == MAX_LIST)
+                return cli_usage(CMD, "too many --quant-exclude options");
+            a->qex[a->n_qex++] = v;
+        } else if ((v = opt_value(argc, argv, &i, "--quant", &missing))) {
+            if (strcmp(v, "fp16") && strcmp(v, "int8-dynamic") && strcmp(v, "int8"))
+                return cli_usage(CMD, "--quant is fp16, int8-dynamic or int8, not '%s'", v);
+            a->quant = v;
+        } else if ((v = opt_value(argc, argv, &i, "--calib-method", &missing))) {
+            joule_error e;
+            if (joule_parse_calib_method(v, &a->method, &e))
+                return cli_usage(CMD, "--calib-method: %s", e.msg);
+            a->have_method = true;
+        } else if ((v = opt_value(argc, argv, &i, "--calib", &missing))) {
+            a->calib = v;
+        } else if ((v = opt_value(argc, argv, &i, "--percentile", &missing))) {
+            char *end;
+            errno = 0;
+            a->percentile = strtod(v, &end);
+            if (end == v || *end || errno || !(a->percentile > 50 && a->percentile <= 100))
+                return cli_usage(CMD, "--percentile wants a number in (50, 100], got '%s'", v);
+            a->have_percentile = true;
+        } else if ((v = opt_value(argc, argv, &i, "--activations", &missing))) {
+            if (strcmp(v, "u8") && strcmp(v, "s8"))
+                return cli_usage(CMD, "--activations is u8 or s8, not '%s'", v);
+            a->acts_s8 = !strcmp(v, "s8");
+            a->have_acts = true;
+        } else if ((v = opt_value(argc, argv, &i, "--format", &missing))) {
+            if (strcmp(v, "qdq") && strcmp(v, "qoperator"))
+                return cli_usage(CMD, "--format is qdq or qoperator, not '%s'", v);
+            a->format = strcmp(v, "qdq") ? JOULE_QUANT_QOPERATOR : JOULE_QUANT_QDQ;
+            a->have_format = true;
+        } else if ((v = opt_value(argc, argv, &i, "--fp16-block-op", &missing))) {
+            if (a->n_block_op == MAX_LIST)
+                return cli_usage(CMD, "too many --fp16-block-op options");
+            a->block_op[a->n_block_op++] = v;
+        } else if ((v = opt_value(argc, argv, &i, "--fp16-block-node", &missing))) {
+            if (a->n_block_node == MAX_LIST)
+                return cli_usage(CMD, "too many --fp16-block-node options");
+            a->block_node[a->n_block_node++] = v;
+        } else if (!strcmp(argv[i], "--per-tensor")) {
+            a->per_tensor = true;
+        } else if (!strcmp(argv[i], "--keep-io-types") || !strcmp(argv[i], "--no-keep-io-types")) {
+            a->keep_io = !strcmp(argv[i], "--keep-io-types");
+            a->have_keep_io = true;
         } else if (!strcmp(argv[i], "--sparse-storage")) {
             a->sparse = true;
         } else if (!strcmp(argv[i], "--no-cleanup")) {
@@ -193,7 +265,9 @@ static int parse_args(int argc, char **argv, args *a)
         return cli_usage(CMD, "no output given (-o OUT)");
     bool pass_flags = a->have_prune || a->have_pattern || a->n_over || a->have_channels ||
                       a->sparse || a->no_cleanup || a->n_skip || a->have_scope || a->have_norm ||
-                      a->have_min;
+                      a->have_min || a->quant || a->calib || a->have_method ||
+                      a->have_percentile || a->per_tensor || a->have_acts || a->have_format ||
+                      a->n_qex || a->have_keep_io || a->n_block_op || a->n_block_node;
     if (a->recipe && pass_flags)
         return cli_usage(CMD, "--recipe replaces the pass options; give one or the other");
     if (a->have_scope && !a->have_prune)
@@ -204,6 +278,19 @@ static int parse_args(int argc, char **argv, args *a)
                               "--prune-override");
     if (a->have_norm && !a->have_channels)
         return cli_usage(CMD, "--channel-norm needs --prune-channels");
+    bool fp16 = a->quant && !strcmp(a->quant, "fp16"), int8 = a->quant && !strcmp(a->quant, "int8");
+    if ((a->have_keep_io || a->n_block_op || a->n_block_node) && !fp16)
+        return cli_usage(CMD, "--keep-io-types/--fp16-block-op/--fp16-block-node need --quant fp16");
+    if ((a->calib || a->have_method || a->have_percentile || a->have_acts || a->have_format) &&
+        !int8)
+        return cli_usage(CMD, "--calib, --calib-method, --percentile, --activations and --format "
+                              "need --quant int8");
+    if ((a->per_tensor || a->n_qex) && (!a->quant || fp16))
+        return cli_usage(CMD, "--per-tensor/--quant-exclude need --quant int8 or int8-dynamic");
+    if (int8 && !a->calib)
+        return cli_usage(CMD, "--quant int8 needs calibration data: --calib DATA");
+    if (a->have_percentile && a->have_method && a->method != JOULE_CALIB_PERCENTILE)
+        return cli_usage(CMD, "--percentile goes with --calib-method percentile");
     if (a->report && !strcmp(a->report, a->out))
         return cli_usage(CMD, "--report and -o name the same file");
     struct stat si, so;
@@ -243,6 +330,39 @@ static int build_recipe(const args *a, joule_recipe *r, joule_error *err)
         p->skip = a->skip;
         p->n_skip = a->n_skip;
         p->min_params = a->min_params;
+    }
+    if (a->quant && !strcmp(a->quant, "fp16")) {
+        if (joule_recipe_add(r, "fp16", &o, err))
+            return 1;
+        joule_fp16_options *f = o;
+        if (a->have_keep_io)
+            f->keep_io_types = a->keep_io;
+        f->block_ops = a->block_op;
+        f->n_block_ops = a->n_block_op;
+        f->block_nodes = a->block_node;
+        f->n_block_nodes = a->n_block_node;
+    } else if (a->quant && !strcmp(a->quant, "int8-dynamic")) {
+        if (joule_recipe_add(r, "int8_dynamic", &o, err))
+            return 1;
+        joule_dynamic_options *d = o;
+        d->per_tensor = a->per_tensor;
+        d->exclude.items = a->qex;
+        d->exclude.n = a->n_qex;
+    } else if (a->quant) {
+        if (joule_recipe_add(r, "int8", &o, err))
+            return 1;
+        joule_static_options *q = o;
+        q->calib_path = a->calib;
+        if (a->have_method)
+            q->method = a->method;
+        if (a->have_percentile)
+            q->percentile = a->percentile;
+        q->per_tensor = a->per_tensor;
+        q->symmetric_activations = a->acts_s8;
+        if (a->have_format)
+            q->format = a->format;
+        q->exclude.items = a->qex;
+        q->exclude.n = a->n_qex;
     }
     if (a->sparse && joule_recipe_add(r, "sparse_storage", NULL, err))
         return 1;
