@@ -18,6 +18,7 @@
 
 #include "compress/quant_internal.h"
 #include "eval/cpu/quant/qdq.h"
+#include "eval/engine_internal.h"
 #include "joule/compress.h"
 #include "joule/npy.h"
 #include "joule/pipeline.h"
@@ -622,6 +623,28 @@ static size_t check_fused(const joule_graph *g)
     return fused;
 }
 
+/* How many nodes of the engine's plan for m (batch of x) run a fused QDQ integer kernel. */
+static size_t engine_fused(const joule_model *m, const joule_tensor *x)
+{
+    joule_error err = {{0}};
+    joule_input_shape sh = {.name = m->graph->inputs[0]->name};
+    sh.shape.rank = x->rank;
+    for (int d = 0; d < x->rank; d++)
+        sh.shape.dims[d].size = x->dims[d];
+    joule_session_options so = {.threads = 1, .input_shapes = &sh, .n_input_shapes = 1};
+    joule_session *s = NULL;
+    assert_joule_ok(joule_session_create(m, &so, &s, &err), &err);
+    assert_true(s->planned);
+    size_t n = 0;
+    for (size_t i = 0; i < s->g->n_nodes; i++) {
+        const eng_node *en = &s->nodes[i];
+        if (en->run && en->kernel && strncmp(en->kernel->name, "cpu.quant.qdq_", 14) == 0)
+            n++;
+    }
+    joule_session_free(s);
+    return n;
+}
+
 static void run_static(const char *name, joule_static_options *o, const char *what,
                        joule_tensor *x, bool expect_fused, size_t min_same)
 {
@@ -638,8 +661,13 @@ static void run_static(const char *name, joule_static_options *o, const char *wh
     const joule_graph *g = back->graph;
     assert_string_equal(g->outputs[0]->name, ref->graph->outputs[0]->name);
     assert_int_equal(g->outputs[0]->dtype, JOULE_F32);
-    if (expect_fused)
-        assert_true(check_fused(g) > 0);
+    if (expect_fused) {
+        size_t chains = check_fused(g), fused = engine_fused(back, x);
+        print_message("int8 %s %s: %zu QDQ chains, %zu run as fused integer kernels\n", name,
+                      what, chains, fused);
+        assert_true(chains > 0);
+        assert_int_equal(fused, chains);
+    }
     size_t na, nb;
     float *a = logits(ref, x, &na), *b = logits(back, x, &nb);
     double md;
