@@ -101,10 +101,10 @@ static joule_status quantize_input(dyn_ctx *c, joule_value *x, const joule_node 
     memset(e, 0, sizeof *e);
     e->x = x;
     char h0[600], h1[600], h2[600], name[640];
-    snprintf(h0, sizeof h0, "%s_quantized", x->name);
-    snprintf(h1, sizeof h1, "%s_scale", x->name);
-    snprintf(h2, sizeof h2, "%s_zero_point", x->name);
-    snprintf(name, sizeof name, "%s_DynamicQuantizeLinear", x->name);
+    snprintf(h0, sizeof h0, "%s_q", x->name);
+    snprintf(h1, sizeof h1, "%s_s", x->name);
+    snprintf(h2, sizeof h2, "%s_zp", x->name);
+    snprintf(name, sizeof name, "%s_DQL", x->name);
     const char *hints[3] = {h0, h1, h2};
     joule_value *outs[3] = {NULL, NULL, NULL};
     joule_status st = jq_add_node(c->g, "DynamicQuantizeLinear", name, 1, &x, 3, outs, hints,
@@ -188,19 +188,19 @@ static joule_status quantize_weight(dyn_ctx *c, joule_node *n, bool conv, bool t
             s->dims[d] = 1;
     }
     char hint[600];
-    snprintf(hint, sizeof hint, "%s_quantized", wv->name);
+    snprintf(hint, sizeof hint, "%s_q", wv->name);
     if ((st = jq_add_init(c->g, hint, q, &e->wq, c->err))) {
         joule_tensor_free(s);
         return st;
     }
-    snprintf(hint, sizeof hint, "%s_scale", wv->name);
+    snprintf(hint, sizeof hint, "%s_s", wv->name);
     if ((st = jq_add_init(c->g, hint, s, &e->ws, c->err)))
         return st;
     double zero = 0;
     joule_tensor *z;
     if ((st = jq_tensor_from(JOULE_I8, &zero, 0, false, &z, c->err)))
         return st;
-    snprintf(hint, sizeof hint, "%s_zero_point", wv->name);
+    snprintf(hint, sizeof hint, "%s_zp", wv->name);
     if ((st = jq_add_init(c->g, hint, z, &e->wz, c->err)))
         return st;
     c->n_ws++;
@@ -327,8 +327,8 @@ static joule_status quantize_node(dyn_ctx *c, joule_node *n)
             return st;
     }
     joule_value *sins[2] = {x->xs, wscale};
-    snprintf(hint, sizeof hint, "%s_scale", y->name);
-    snprintf(name, sizeof name, "%s_scale", label);
+    snprintf(hint, sizeof hint, "%s_s", y->name);
+    snprintf(name, sizeof name, "%s_s", label);
     if ((st = jq_add_node(g, "Mul", name, 2, sins, 1, &sc, h1, n, NULL, NULL, c->err)))
         return st;
     sc->dtype = JOULE_F32;

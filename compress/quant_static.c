@@ -357,12 +357,12 @@ static joule_status make_params(st_ctx *c)
         joule_tensor *ts, *tz;
         if ((st = jq_tensor_from(JOULE_F32, &s, 0, false, &ts, c->err)))
             return st;
-        snprintf(hint, sizeof hint, "%s_scale", e->v->name);
+        snprintf(hint, sizeof hint, "%s_s", e->v->name);
         if ((st = jq_add_init(c->g, hint, ts, &e->sv, c->err)))
             return st;
         if ((st = jq_tensor_from(c->qtype, &z, 0, false, &tz, c->err)))
             return st;
-        snprintf(hint, sizeof hint, "%s_zero_point", e->v->name);
+        snprintf(hint, sizeof hint, "%s_zp", e->v->name);
         if ((st = jq_add_init(c->g, hint, tz, &e->zv, c->err)))
             return st;
     }
@@ -383,8 +383,8 @@ static joule_status insert_qdq(st_ctx *c, qt *e)
     joule_value *v = e->v;
     joule_node *prod = joule_graph_producer(g, v);
     char h0[600], h1[600], name[640];
-    snprintf(h0, sizeof h0, "%s_quantized", v->name);
-    snprintf(h1, sizeof h1, "%s_dequantized", v->name);
+    snprintf(h0, sizeof h0, "%s_q", v->name);
+    snprintf(h1, sizeof h1, "%s_dq", v->name);
     joule_status st;
     if ((st = joule_graph_new_value(g, h0, &e->q, c->err)) ||
         (st = joule_graph_new_value(g, h1, &e->dq, c->err)))
@@ -400,11 +400,11 @@ static joule_status insert_qdq(st_ctx *c, qt *e)
     joule_value *qin[3] = {v, e->sv, e->zv}, *dqin[3] = {e->q, e->sv, e->zv};
     /* producer, Q, DQ; a graph input's pair goes first */
     const joule_node *first = g->n_nodes ? g->nodes[0] : NULL;
-    snprintf(name, sizeof name, "%s_DequantizeLinear", v->name);
+    snprintf(name, sizeof name, "%s_DQ", v->name);
     if ((st = jq_add_node(g, "DequantizeLinear", name, 3, dqin, 1, &e->dq, NULL,
                           prod ? NULL : first, prod, &e->dqn, c->err)))
         return st;
-    snprintf(name, sizeof name, "%s_QuantizeLinear", v->name);
+    snprintf(name, sizeof name, "%s_Q", v->name);
     if ((st = jq_add_node(g, "QuantizeLinear", name, 3, qin, 1, &e->q, NULL, e->dqn, NULL,
                           &e->qn, c->err)))
         return st;
@@ -463,24 +463,24 @@ static joule_status quantize_weights(st_ctx *c, anchor *e)
             joule_tensor_free(z);
             return joule_fail(c->err, JOULE_ERR_NOMEM, "int8: out of memory");
         }
-        snprintf(hint, sizeof hint, "%s_quantized", wv->name);
+        snprintf(hint, sizeof hint, "%s_q", wv->name);
         if ((st = jq_add_init(g, hint, q, &e->wq, c->err))) {
             joule_tensor_free(s);
             joule_tensor_free(z);
             return st;
         }
-        snprintf(hint, sizeof hint, "%s_scale", wv->name);
+        snprintf(hint, sizeof hint, "%s_s", wv->name);
         if ((st = jq_add_init(g, hint, s, &e->ws, c->err))) {
             joule_tensor_free(z);
             return st;
         }
-        snprintf(hint, sizeof hint, "%s_zero_point", wv->name);
+        snprintf(hint, sizeof hint, "%s_zp", wv->name);
         if ((st = jq_add_init(g, hint, z, &e->wz, c->err)))
             return st;
         joule_value *ins[3] = {e->wq, e->ws, e->wz}, *out = NULL;
-        snprintf(hint, sizeof hint, "%s_dequantized", wv->name);
+        snprintf(hint, sizeof hint, "%s_dq", wv->name);
         const char *hints[1] = {hint};
-        snprintf(name, sizeof name, "%s_DequantizeLinear", wv->name);
+        snprintf(name, sizeof name, "%s_DQ", wv->name);
         if ((st = jq_add_node(g, "DequantizeLinear", name, 3, ins, 1, &out, hints, n, NULL,
                               &e->wdq, c->err)))
             return st;
@@ -538,18 +538,18 @@ static joule_status quantize_weights(st_ctx *c, anchor *e)
     }
     memcpy(bsp, bs, (per_ch ? channels : 1) * sizeof *bs);
     free(bs);
-    snprintf(hint, sizeof hint, "%s_quantized", bv->name);
+    snprintf(hint, sizeof hint, "%s_q", bv->name);
     if ((st = jq_add_init(g, hint, bq, &e->bq, c->err))) {
         joule_tensor_free(bst);
         return st;
     }
-    snprintf(hint, sizeof hint, "%s_scale", bv->name);
+    snprintf(hint, sizeof hint, "%s_s", bv->name);
     if ((st = jq_add_init(g, hint, bst, &e->bs, c->err)))
         return st;
     joule_value *ins[2] = {e->bq, e->bs}, *out = NULL;
-    snprintf(hint, sizeof hint, "%s_dequantized", bv->name);
+    snprintf(hint, sizeof hint, "%s_dq", bv->name);
     const char *hints[1] = {hint};
-    snprintf(name, sizeof name, "%s_DequantizeLinear", bv->name);
+    snprintf(name, sizeof name, "%s_DQ", bv->name);
     if ((st = jq_add_node(g, "DequantizeLinear", name, 2, ins, 1, &out, hints, n, NULL, &e->bdq,
                           c->err)))
         return st;
