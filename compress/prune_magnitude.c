@@ -104,7 +104,7 @@ typedef struct layer {
      * base(r) = (r / per_batch) * batch_stride + (r % per_batch) * line_stride */
     size_t lines, k_len, kstride, per_batch, batch_stride, line_stride;
     uint64_t zeros_before;
-    char how[96];
+    char how[192];
 } layer;
 
 /* N:M geometry for the weight of n; false (with why) when it has none. */
@@ -449,7 +449,7 @@ joule_status joule_prune_magnitude(joule_model *m, const joule_prune_options *op
         layer *L = &ls[i];
         const joule_tensor *t = L->w->data;
         uint64_t z = cz_zeros(t);
-        char lb[160], note[192];
+        char lb[160], note[256];
         if (L->mode == MODE_GLOBAL)
             snprintf(note, sizeof note, "%s, threshold |w| <= %.6g", L->how, thr);
         else
