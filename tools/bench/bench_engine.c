@@ -13,6 +13,9 @@
  *       (joule_session_peak_bytes), the process's peak RSS and its peak RSS before the model was
  *       loaded (the images already read), and with --labels the top-1 accuracy of the first
  *       batch.
+ *   bench_engine identity OUT.onnx
+ *       writes an Identity model with the images' [batch,1,28,28] input: timing it gives each
+ *       engine's fixed cost per call.
  *   bench_engine quantize IN OUT CALIB.npy
  *       cleanup + static int8 quantization (QDQ, per-channel weights, percentile calibration on
  *       CALIB) through the library (joule/quantize.h); used when `joule compress` has no
@@ -308,12 +311,51 @@ done:
     return rc;
 }
 
+/* An Identity model with the images' input [batch,1,28,28] -> output: timing it gives each
+ * engine's fixed cost per call (for ORT, mostly the Node.js binding's tensor wrapping). */
+static int cmd_identity(const char *out)
+{
+    joule_error err = {{0}};
+    joule_model *m = NULL;
+    joule_value *x = NULL, *y = NULL;
+    joule_node *n = NULL;
+    const char *ins[] = {"input"}, *outs[] = {"logits"};
+    int rc = 1;
+    if (joule_model_new(13, &m, &err) || joule_graph_value(m->graph, "input", &x, &err) ||
+        joule_node_create(m->graph, "Identity", "", "identity", 1, ins, 1, outs, &n, &err) ||
+        joule_graph_insert_after(m->graph, n, NULL, &err) ||
+        joule_graph_add_input(m->graph, x, &err) ||
+        !(y = joule_graph_find_value(m->graph, "logits")) ||
+        joule_graph_add_output(m->graph, y, &err))
+        goto done;
+    m->graph->name = joule_graph_intern(m->graph, "identity");
+    const int64_t dims[] = {-1, 1, 28, 28};
+    for (int pass = 0; pass < 2; pass++) {
+        joule_value *v = pass ? y : x;
+        v->dtype = JOULE_F32;
+        v->shape.rank = 4;
+        for (int d = 0; d < 4; d++) {
+            v->shape.dims[d].size = dims[d];
+            v->shape.dims[d].sym = d == 0 ? joule_graph_intern(m->graph, "batch") : NULL;
+        }
+    }
+    if (joule_model_save(m, out, NULL, &err))
+        goto done;
+    rc = 0;
+done:
+    if (rc)
+        fprintf(stderr, "bench_engine: identity %s: %s\n", out, err.msg[0] ? err.msg : "failed");
+    joule_model_free(m);
+    return rc;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_engine info\n"
                "       bench_engine run MODEL IMAGES.npy --batch B --threads T [--runs N] "
                "[--warmup W] [--warmup-ms MS] [--labels L.npy]\n"
-               "       bench_engine quantize IN OUT CALIB.npy\n");
+               "       bench_engine quantize IN OUT CALIB.npy\n"
+               "       bench_engine identity OUT.onnx\n");
 }
 
 int main(int argc, char **argv)
@@ -325,6 +367,13 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "info") == 0)
         return cmd_info();
+    if (strcmp(argv[1], "identity") == 0) {
+        if (argc != 3) {
+            usage(stderr);
+            return 2;
+        }
+        return cmd_identity(argv[2]);
+    }
     if (strcmp(argv[1], "quantize") == 0) {
         if (argc != 5) {
             usage(stderr);
