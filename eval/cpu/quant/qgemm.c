@@ -34,6 +34,20 @@ const char *joule_qgemm_isa_name(joule_qgemm_isa isa)
     }
 }
 
+#if JOULE_QGEMM_X86
+#include <cpuid.h>
+
+/* AVX-VNNI (VEX-encoded vpdpbusd) is CPUID leaf 7 sub-leaf 1, EAX bit 4. Read it directly:
+ * clang 14 knows no "avxvnni" name for __builtin_cpu_supports. */
+static bool cpu_has_avxvnni(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d))
+        return false;
+    return (a >> 4) & 1u;
+}
+#endif
+
 bool joule_qgemm_isa_available(joule_qgemm_isa isa)
 {
     switch (isa) {
@@ -48,7 +62,7 @@ bool joule_qgemm_isa_available(joule_qgemm_isa isa)
         return __builtin_cpu_supports("avx2");
     case JOULE_QGEMM_AVXVNNI:
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
+        return __builtin_cpu_supports("avx2") && cpu_has_avxvnni();
     case JOULE_QGEMM_AVX512VNNI:
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
