@@ -9,7 +9,8 @@
  *   quant_tool eval    MODEL DATA [--limit N]      top-1 accuracy (labels found beside DATA)
  *   quant_tool logits  MODEL IMAGES.npy OUT.npy    logits of every item, for comparisons
  *
- * Every command prints one line of results (JSON) on stdout; errors go to stderr, exit 1. */
+ * Every command prints one line of results (JSON) on stdout; errors go to stderr, exit 1.
+ * QUANT_TOOL_THREADS sets the engine's threads (default 0: all cores). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,12 @@ static int has_flag(int argc, char **argv, const char *flag)
         if (strcmp(argv[i], flag) == 0)
             return 1;
     return 0;
+}
+
+static int threads(void)
+{
+    const char *t = getenv("QUANT_TOOL_THREADS");
+    return t ? atoi(t) : 0;
 }
 
 static double now_s(void)
@@ -104,6 +111,7 @@ static int cmd_quantize(int argc, char **argv)
         o.symmetric_activations = has_flag(argc, argv, "--s8");
         o.format = has_flag(argc, argv, "--qoperator") ? JOULE_QUANT_QOPERATOR : JOULE_QUANT_QDQ;
         o.stats = &stats;
+        o.threads = threads();
         st = joule_quantize_static(m, &o, &rep, &err);
     } else {
         joule_model_free(m);
@@ -155,7 +163,7 @@ static int run_all(const char *model_path, joule_dataset *ds, size_t batch, FILE
     shape.shape.dims[0].size = (int64_t)batch;
     for (int d = 0; d < rank; d++)
         shape.shape.dims[d + 1].size = dims[d];
-    joule_session_options so = {.backend = JOULE_BACKEND_CPU, .threads = 0,
+    joule_session_options so = {.backend = JOULE_BACKEND_CPU, .threads = threads(),
                                 .input_shapes = &shape, .n_input_shapes = 1};
     joule_session *s = NULL;
     if (joule_session_create(m, &so, &s, &err)) {

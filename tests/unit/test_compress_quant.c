@@ -130,7 +130,7 @@ static size_t agreement(const float *a, const float *b, size_t n, double *maxdif
 /* Top-1 agreement asked of int8 with per-channel weights and uint8 activations: 98% (63 of
  * 64), except on mobile, whose 64 images hold two near-ties (top-2 logit margins 0.02 and
  * 0.07) and whose BatchNorm-folded depthwise convs amplify activation rounding; its 10,000-image
- * accuracy drop is what the accuracy measurement (BENCHMARKS) holds to 0.5 pt. */
+ * accuracy drop is what tests/interop/measure_quant.sh measures (target: 0.5 pt). */
 static size_t min_agree(const char *name)
 {
     /* the mobile net (depthwise convs, tiny channels) loses the most to int8; its weights-in-
