@@ -235,6 +235,11 @@ joule_status jq_calibrate(const joule_model *m, const joule_static_options *o,
                         in->name, ms);
         goto done;
     }
+    /* a model with a fixed batch size gets batches of exactly that size (a last partial one
+     * is left out) */
+    bool fixed = in->shape.rank > 0 && in->shape.dims[0].size > 0;
+    if (fixed)
+        batch = (size_t)in->shape.dims[0].size;
     joule_input_shape shape = {.name = in->name};
     shape.shape.rank = src.item_rank + 1;
     shape.shape.dims[0].size = (int64_t)batch;
@@ -270,6 +275,8 @@ joule_status jq_calibrate(const joule_model *m, const joule_static_options *o,
             goto done;
         if (!x)
             break;
+        if (fixed && (size_t)x->dims[0] != batch)
+            continue;
         const joule_tensor *ins[1] = {x};
         if ((st = joule_session_run(s, ins, 1, err)))
             goto done;
@@ -290,7 +297,13 @@ joule_status jq_calibrate(const joule_model *m, const joule_static_options *o,
         }
     }
     if (items == 0) {
-        st = joule_fail(err, JOULE_ERR_INVALID, "%s: the calibration set is empty", src.label);
+        if (fixed && src.served > 0)
+            st = joule_fail(err, JOULE_ERR_INVALID,
+                            "%s: %zu items, fewer than the model's fixed batch of %zu", src.label,
+                            src.served, batch);
+        else
+            st = joule_fail(err, JOULE_ERR_INVALID, "%s: the calibration set is empty",
+                            src.label);
         goto done;
     }
     int passes = 1;
@@ -312,6 +325,8 @@ joule_status jq_calibrate(const joule_model *m, const joule_static_options *o,
                 goto done;
             if (!x)
                 break;
+            if (fixed && (size_t)x->dims[0] != batch)
+                continue;
             const joule_tensor *ins[1] = {x};
             if ((st = joule_session_run(s, ins, 1, err)))
                 goto done;

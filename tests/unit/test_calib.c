@@ -494,6 +494,32 @@ static void test_calibrate_from_file(void **state)
     joule_model_free(m);
 }
 
+/* A model whose input has a fixed batch (here 5) is fed batches of exactly 5: 64 images give
+ * 12 batches (the last 4 images are left out); fewer than 5 images are refused. */
+static void test_fixed_batch(void **state)
+{
+    (void)state;
+    joule_error err = {{0}};
+    joule_model *m = load_fixture("tests/data/mlp.onnx");
+    joule_value *in = m->graph->inputs[0];
+    in->shape.dims[0].size = 5;
+    in->shape.dims[0].sym = NULL;
+    joule_tensor *x = load_images();
+    joule_static_options o;
+    joule_static_defaults(&o);
+    o.calib_tensor = x;
+    o.threads = 1;
+    jq_calib_tensor t[1] = {{.name = "input"}};
+    joule_calib_stats st = {0};
+    assert_joule_ok(jq_calibrate(m, &o, t, 1, &st, &err), &err);
+    assert_int_equal(st.items, 60);
+    o.calib_limit = 4;
+    assert_int_equal(jq_calibrate(m, &o, t, 1, &st, &err), JOULE_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "fixed batch of 5"));
+    joule_tensor_free(x);
+    joule_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -509,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_calibrate_minmax_streams),
         cmocka_unit_test(test_bad_calibration_data),
         cmocka_unit_test(test_calibrate_from_file),
+        cmocka_unit_test(test_fixed_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
