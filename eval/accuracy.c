@@ -259,6 +259,22 @@ static joule_status ev_output_rows(ev_model *e, size_t o, size_t n, const float 
 /* ---- scoring ---- */
 
 /* Class with the highest score (first of ties; NaN never wins unless all are NaN). */
+/* Makes *p hold at least n predictions; the capacity is the power of two at or above n, so
+ * most batches realloc to the size the block already has. */
+static joule_status grow_predictions(int64_t **p, size_t n, joule_error *err)
+{
+    if (n > SIZE_MAX / (2 * sizeof **p))
+        return joule_fail(err, JOULE_ERR_NOMEM, "eval: too many items");
+    size_t cap = 64;
+    while (cap < n)
+        cap *= 2;
+    int64_t *q = realloc(*p, cap * sizeof *q);
+    if (!q)
+        return joule_fail(err, JOULE_ERR_NOMEM, "eval: out of memory");
+    *p = q;
+    return JOULE_OK;
+}
+
 static size_t argmax(const float *x, size_t k)
 {
     size_t best = 0;
@@ -531,6 +547,8 @@ void joule_eval_result_free(joule_eval_result *r)
         free(r->outputs[i].baseline_name);
     }
     free(r->outputs);
+    free(r->predictions);
+    free(r->base_predictions);
     for (size_t i = 0; i < r->n_layers; i++) {
         free(r->layers[i].name);
         free(r->layers[i].baseline_name);
@@ -638,6 +656,9 @@ joule_status joule_eval_run(const joule_model *m, const joule_model *baseline, j
             goto done;
         }
         r->classes = k;
+        if ((st = grow_predictions(&r->predictions, r->images + n, err)) ||
+            (baseline && (st = grow_predictions(&r->base_predictions, r->images + n, err))))
+            goto done;
         if (baseline) {
             if ((st = ev_model_run(&eb, images, n, err)) ||
                 (st = ev_output_rows(&eb, 0, n, &sb, &kb, &scr_b, &cap_b, err)))
@@ -653,6 +674,7 @@ joule_status joule_eval_run(const joule_model *m, const joule_model *baseline, j
         for (size_t i = 0; i < n; i++) {
             const float *row = sm + i * k;
             size_t am = argmax(row, k);
+            r->predictions[r->images + i] = (int64_t)am;
             bool hit = false, bhit = false;
             if (lab) {
                 if (lab[i] < 0 || (uint64_t)lab[i] >= k) {
@@ -671,6 +693,7 @@ joule_status joule_eval_run(const joule_model *m, const joule_model *baseline, j
             if (baseline) {
                 const float *brow = sb + i * k;
                 size_t ab = argmax(brow, k);
+                r->base_predictions[r->images + i] = (int64_t)ab;
                 agree += ab == am;
                 if (lab) {
                     size_t c = (size_t)lab[i];

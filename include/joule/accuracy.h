@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "joule/dataset.h"
 #include "joule/engine.h"
@@ -102,6 +103,8 @@ typedef struct joule_eval_result {
     double seconds;        /* wall time of the whole evaluation */
     double model_seconds;  /* time inside the model's runs */
     double images_per_second; /* images / model_seconds */
+    int64_t *predictions;  /* top-1 class of every item, in data order (images entries) */
+    int64_t *base_predictions; /* the baseline's, with has_baseline; else NULL */
 } joule_eval_result;
 
 /* Evaluates m (and baseline, may be NULL) on all of ds (rewound first). Sessions are made and

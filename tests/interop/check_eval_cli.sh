@@ -38,6 +38,18 @@ expect 0 '' "$mlp" --data "$imgs" --threads 1 --json --min-accuracy 0.5
 grep -q '"passed":[[:space:]]*true' "$tmp/out" || { echo "FAIL: no passed in JSON"; fail=1; }
 expect 3 'below --min-accuracy' "$mlp" --data "$imgs" --threads 1 --min-accuracy 100%
 expect 2 'unknown option' "$mlp" --data "$imgs" --bogus
+
+# --predictions: one int64 per item, the argmax of the reference (PyTorch) logits
+expect 0 '' "$mlp" --data "$imgs" --threads 1 --predictions "$tmp/pred.npy"
+if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+    /usr/bin/python3 -c '
+import sys, numpy as np
+p = np.load(sys.argv[1]); ref = np.load(sys.argv[2]).argmax(1)
+sys.exit(0 if p.dtype == np.int64 and p.shape == ref.shape and (p == ref).all() else 1)
+' "$tmp/pred.npy" "$src/tests/data/mlp_ref_logits64.npy" ||
+        { echo "FAIL: --predictions differ from the reference logits' argmax"; fail=1; }
+fi
+expect 1 'pred.npy' "$mlp" --data "$imgs" --threads 1 --predictions "$tmp/no/such/dir/pred.npy"
 expect 2 'no MODEL' --data "$imgs"
 expect 2 '--batch wants' "$mlp" --batch 0
 expect 2 '--layers needs --baseline' "$mlp" --layers

@@ -15,6 +15,7 @@
 #include "joule/accuracy.h"
 #include "joule/dataset.h"
 #include "joule/joule.h"
+#include "joule/npy.h"
 #include "progress.h"
 
 static const char CMD[] = "eval";
@@ -26,6 +27,7 @@ static void usage(FILE *f)
         "                  [--backend cpu|cuda] [--batch N] [--threads N] [--limit N]\n"
         "                  [--scale S] [--mean a,b,c] [--std a,b,c] [--layout nchw|nhwc]\n"
         "                  [--raw-shape DIMS] [--json] [--min-accuracy A]\n"
+        "                  [--predictions FILE.npy]\n"
         "  --data D            IDX (.gz or raw), .npy, .npz, raw float32 (with --raw-shape) or an\n"
         "                      ONNX test_data_set folder (default: Fashion-MNIST's test set,\n"
         "                      %s)\n"
@@ -41,12 +43,13 @@ static void usage(FILE *f)
         "  --layout L          nchw (default) or nhwc items\n"
         "  --raw-shape DIMS    the data is raw float32 with items of this shape, e.g. 1x28x28\n"
         "  --json              print one JSON document instead of text\n"
-        "  --min-accuracy A    exit 3 when top-1 accuracy is below A (0.85 or 85%%)\n",
+        "  --min-accuracy A    exit 3 when top-1 accuracy is below A (0.85 or 85%%)\n"
+        "  --predictions F     write the top-1 class of every item to F (.npy, int64, data order)\n",
         JOULE_FASHION_MNIST_TEST);
 }
 
 typedef struct eval_args {
-    const char *model, *data, *labels, *baseline;
+    const char *model, *data, *labels, *baseline, *predictions;
     joule_backend backend;
     size_t batch, limit;
     int threads;
@@ -148,6 +151,8 @@ static int parse_args(int argc, char **argv, eval_args *a)
             a->json = true;
         } else if (strcmp(argv[i], "--layers") == 0) {
             a->layers = true;
+        } else if ((v = opt_value(argc, argv, &i, "--predictions", &missing))) {
+            a->predictions = v;
         } else if ((v = opt_value(argc, argv, &i, "--data", &missing))) {
             a->data = v;
         } else if ((v = opt_value(argc, argv, &i, "--labels", &missing))) {
@@ -337,6 +342,22 @@ static int print_json(const joule_eval_result *r, double min_acc, bool below)
     return 0;
 }
 
+/* The model's top-1 classes as a 1-D int64 .npy (written atomically by joule_npy_write). */
+static joule_status write_predictions(const char *path, const joule_eval_result *r,
+                                      joule_error *err)
+{
+    int64_t dims[1] = {(int64_t)r->images};
+    joule_tensor *t;
+    joule_status st = joule_tensor_new(JOULE_I64, 1, dims, &t, err);
+    if (st)
+        return st;
+    if (r->images)
+        memcpy(joule_tensor_mutable_data(t), r->predictions, r->images * sizeof(int64_t));
+    st = joule_npy_write(path, t, err);
+    joule_tensor_free(t);
+    return st;
+}
+
 static int run(const eval_args *a)
 {
     joule_error err = {{0}};
@@ -368,6 +389,10 @@ static int run(const eval_args *a)
     joule_status st = joule_eval_run(m, base, ds, &eo, &r, &err);
     progress_finish(&pb);
     if (st) {
+        rc = cli_error(CMD, &err);
+        goto done;
+    }
+    if (a->predictions && write_predictions(a->predictions, &r, &err)) {
         rc = cli_error(CMD, &err);
         goto done;
     }
