@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "compress/compress_internal.h"
+#include "formats/ops/ops.h"
 #include "joule/prune.h"
 
 #define PASS "prune"
@@ -258,6 +259,25 @@ static const joule_prune_override *find_override(const joule_prune_options *o, c
     return NULL;
 }
 
+/* An override naming an op that has no prunable weight (a typo, or e.g. Relu) would match
+ * nothing; say so, listing the ops that can be pruned. */
+static joule_status unknown_override_op(size_t i, const char *op, joule_error *err)
+{
+    char list[256] = "";
+    size_t len = 0;
+    for (size_t k = 0; k < joule_op_count(); k++) {
+        const joule_op_def *d = joule_op_at(k);
+        if (!(d->flags & JOULE_OP_WEIGHTED) || (d->domain && d->domain[0]))
+            continue;
+        int w = snprintf(list + len, sizeof list - len, "%s%s", len ? ", " : "", d->op_type);
+        if (w < 0 || (size_t)w >= sizeof list - len)
+            break;
+        len += (size_t)w;
+    }
+    return joule_fail(err, JOULE_ERR_INVALID, "prune: override %zu: op '%s' has no prunable "
+                      "weights (ops that do: %s)", i, op, list);
+}
+
 static joule_status check_options(const joule_prune_options *o, joule_error *err)
 {
     if (isnan(o->sparsity) || o->sparsity >= 1.0)
@@ -270,11 +290,16 @@ static joule_status check_options(const joule_prune_options *o, joule_error *err
     if (o->sparsity < 0 && !o->pattern_m && !o->n_overrides)
         return joule_fail(err, JOULE_ERR_INVALID,
                           "prune: give a sparsity, an N:M pattern or per-layer overrides");
-    for (size_t i = 0; i < o->n_overrides; i++)
+    for (size_t i = 0; i < o->n_overrides; i++) {
         if (!(o->overrides[i].sparsity >= 0 && o->overrides[i].sparsity < 1))
             return joule_fail(err, JOULE_ERR_INVALID,
                               "prune: override %zu: sparsity %g is outside [0, 1)", i,
                               o->overrides[i].sparsity);
+        const char *op = o->overrides[i].op_type;
+        const joule_op_def *d = op ? joule_op_find("", op) : NULL;
+        if (op && !(d && (d->flags & JOULE_OP_WEIGHTED)))
+            return unknown_override_op(i, op, err);
+    }
     return JOULE_OK;
 }
 

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,7 @@ static const char usage_text[] =
     "                               weights, activations quantized at run time; int8: int8\n"
     "                               weights and activations calibrated on --calib data\n"
     "  --calib DATA                 calibration data for int8 (IDX, .npy/.npz, raw, .pb dir)\n"
+    "  --calib-limit N              calibrate on the first N items only (default: all)\n"
     "  --calib-method M             minmax, percentile (default), entropy or mse\n"
     "  --percentile P               for --calib-method percentile (default 99.999)\n"
     "  --per-tensor                 one weight scale per tensor (default: per output channel)\n"
@@ -83,6 +85,7 @@ typedef struct args {
     char over_glob[MAX_LIST][256];
     /* quantization */
     const char *quant, *calib;
+    size_t calib_limit; /* 0: all */
     bool have_method, have_percentile, per_tensor, have_acts, have_format, have_keep_io;
     bool keep_io, acts_s8;
     joule_calib_method method;
@@ -206,6 +209,13 @@ static int parse_args(int argc, char **argv, args *a)
             if (strcmp(v, "fp16") && strcmp(v, "int8-dynamic") && strcmp(v, "int8"))
                 return cli_usage(CMD, "--quant is fp16, int8-dynamic or int8, not '%s'", v);
             a->quant = v;
+        } else if ((v = opt_value(argc, argv, &i, "--calib-limit", &missing))) {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(v, &end, 10);
+            if (end == v || *end || errno || v[0] == '-' || n == 0 || n > SIZE_MAX)
+                return cli_usage(CMD, "--calib-limit wants a count >= 1, got '%s'", v);
+            a->calib_limit = (size_t)n;
         } else if ((v = opt_value(argc, argv, &i, "--calib-method", &missing))) {
             joule_error e;
             if (joule_parse_calib_method(v, &a->method, &e))
@@ -265,7 +275,7 @@ static int parse_args(int argc, char **argv, args *a)
         return cli_usage(CMD, "no output given (-o OUT)");
     bool pass_flags = a->have_prune || a->have_pattern || a->n_over || a->have_channels ||
                       a->sparse || a->no_cleanup || a->n_skip || a->have_scope || a->have_norm ||
-                      a->have_min || a->quant || a->calib || a->have_method ||
+                      a->have_min || a->quant || a->calib || a->calib_limit || a->have_method ||
                       a->have_percentile || a->per_tensor || a->have_acts || a->have_format ||
                       a->n_qex || a->have_keep_io || a->n_block_op || a->n_block_node;
     if (a->recipe && pass_flags)
@@ -281,10 +291,10 @@ static int parse_args(int argc, char **argv, args *a)
     bool fp16 = a->quant && !strcmp(a->quant, "fp16"), int8 = a->quant && !strcmp(a->quant, "int8");
     if ((a->have_keep_io || a->n_block_op || a->n_block_node) && !fp16)
         return cli_usage(CMD, "--keep-io-types/--fp16-block-op/--fp16-block-node need --quant fp16");
-    if ((a->calib || a->have_method || a->have_percentile || a->have_acts || a->have_format) &&
-        !int8)
-        return cli_usage(CMD, "--calib, --calib-method, --percentile, --activations and --format "
-                              "need --quant int8");
+    if ((a->calib || a->calib_limit || a->have_method || a->have_percentile || a->have_acts ||
+         a->have_format) && !int8)
+        return cli_usage(CMD, "--calib, --calib-limit, --calib-method, --percentile, --activations "
+                              "and --format need --quant int8");
     if ((a->per_tensor || a->n_qex) && (!a->quant || fp16))
         return cli_usage(CMD, "--per-tensor/--quant-exclude need --quant int8 or int8-dynamic");
     if (int8 && !a->calib)
@@ -353,6 +363,7 @@ static int build_recipe(const args *a, joule_recipe *r, joule_error *err)
             return 1;
         joule_static_options *q = o;
         q->calib_path = a->calib;
+        q->calib_limit = a->calib_limit;
         if (a->have_method)
             q->method = a->method;
         if (a->have_percentile)
