@@ -63,9 +63,12 @@ joule_status joule_report_add(joule_report *r, const joule_layer_change *row, jo
         *cap = ncap;
     }
     joule_layer_change c = *row;
-    bool ok = copy_str(row->pass, &c.pass) & copy_str(row->node, &c.node) &
-              copy_str(row->op_type, &c.op_type) & copy_str(row->tensor, &c.tensor) &
-              copy_str(row->note, &c.note);
+    /* every copy is attempted (each sets its field), so free_row sees a consistent row */
+    bool ok = copy_str(row->pass, &c.pass);
+    ok = copy_str(row->node, &c.node) && ok;
+    ok = copy_str(row->op_type, &c.op_type) && ok;
+    ok = copy_str(row->tensor, &c.tensor) && ok;
+    ok = copy_str(row->note, &c.note) && ok;
     if (!ok) {
         free_row(&c);
         return joule_fail(err, JOULE_ERR_NOMEM, "report: out of memory");

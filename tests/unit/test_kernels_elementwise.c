@@ -292,7 +292,7 @@ static void test_bcast_plan(void **state)
         int ranks[3];
         int64_t dims[3][JOULE_MAX_RANK];
         int orank = (int)(rnext(&r) % 6);
-        int64_t od[JOULE_MAX_RANK];
+        int64_t od[JOULE_MAX_RANK] = {0};
         for (int d = 0; d < orank; d++)
             od[d] = (int64_t)(rnext(&r) % 4); /* 0..3: zero-size dims too */
         for (int k = 0; k < n; k++) {
