@@ -313,8 +313,8 @@ static void test_cli(void **state)
     /* usage errors: exit 2, one line, nothing written */
     static const char *const usage_cases[] = {
         "--prune 1.0", "--prune -0.1", "--prune abc", "--prune nan", "--prune-pattern 4:4",
-        "--prune-pattern 2:x", "--prune-pattern 24", "--prune-channels 1", "--channel-norm l3 "
-        "--prune-channels 0.3", "--prune-scope world --prune 0.5", "--frobnicate",
+        "--prune-pattern 2:x", "--prune-pattern 24", "--prune-channels 1",
+        "--channel-norm l3 --prune-channels 0.3", "--prune-scope world --prune 0.5", "--frobnicate",
         "--prune-scope global", "--prune-override conv=1.5", "--prune 0.5 --recipe x.json",
         "--no-cleanup", "--prune-min-params -3 --prune 0.5"};
     for (size_t i = 0; i < sizeof usage_cases / sizeof *usage_cases; i++) {
