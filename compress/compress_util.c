@@ -66,8 +66,13 @@ joule_status cz_materialize(joule_graph *g, joule_value *v, joule_error *err)
     joule_tensor *t = NULL;
     joule_status st;
     const joule_attr *a;
+    bool sparse = false;
     if ((a = joule_node_attr(p, "value")) && a->type == JOULE_ATTR_TENSOR && a->t) {
         st = joule_tensor_clone(a->t, &t, err);
+    } else if ((a = joule_node_attr(p, "sparse_value")) && a->type == JOULE_ATTR_SPARSE_TENSOR &&
+               a->t) {
+        st = joule_tensor_clone(a->t, &t, err); /* densified at load; saved sparse again */
+        sparse = true;
     } else if ((a = joule_node_attr(p, "value_float")) && a->type == JOULE_ATTR_FLOAT) {
         if (!(st = joule_tensor_new(JOULE_F32, 0, NULL, &t, err)))
             *(float *)joule_tensor_mutable_data(t) = a->f;
@@ -84,7 +89,8 @@ joule_status cz_materialize(joule_graph *g, joule_value *v, joule_error *err)
             memcpy(joule_tensor_mutable_data(t), a->ints, a->count * sizeof(int64_t));
     } else {
         return joule_fail(err, JOULE_ERR_UNSUPPORTED,
-                          "Constant '%s': only value, value_float(s) and value_int(s) are handled",
+                          "Constant '%s': only value, sparse_value, value_float(s) and "
+                          "value_int(s) are handled",
                           p->name);
     }
     if (st)
@@ -97,6 +103,8 @@ joule_status cz_materialize(joule_graph *g, joule_value *v, joule_error *err)
         joule_tensor_free(t);
         return st;
     }
+    if (sparse)
+        v->flags |= JOULE_VALUE_SPARSE | JOULE_VALUE_SPARSE_CONSTANT;
     return joule_graph_remove_node(g, p, NULL, err);
 }
 

@@ -1,7 +1,9 @@
-/* compress/sparse_storage.c: marks mostly-zero float initializers for saving as ONNX
- * sparse_initializer (formats/onnx_save.c encodes them: COO with int64 linear indices). Only when
- * that is smaller than the dense tensor: each non-zero costs its value plus 8 bytes of index, so a
- * float32 tensor needs more than 2/3 zeros to shrink. The data in memory stays dense. */
+/* compress/sparse_storage.c: marks mostly-zero float initializers for saving sparse
+ * (formats/onnx_save.c encodes them: COO with int64 linear indices, as a Constant node's
+ * sparse_value, which onnx.checker's full_check and ONNX Runtime accept; models whose opset
+ * predates sparse_value (< 11) get a graph sparse_initializer instead). Only when that is smaller
+ * than the dense tensor: each non-zero costs its value plus 8 bytes of index, so a float32 tensor
+ * needs more than 2/3 zeros to shrink. The data in memory stays dense. */
 #include <stdio.h>
 #include <string.h>
 
@@ -49,10 +51,11 @@ joule_status joule_sparse_storage(joule_model *m, const joule_sparse_options *op
             .note = note,
         };
         if (coo < t->nbytes) {
-            v->flags |= JOULE_VALUE_SPARSE;
+            v->flags |= JOULE_VALUE_SPARSE | JOULE_VALUE_SPARSE_CONSTANT;
             row.bytes_after = coo;
-            snprintf(note, sizeof note, "stored as sparse_initializer: %zu non-zeros, COO %llu "
-                     "bytes instead of %zu", nnz, (unsigned long long)coo, t->nbytes);
+            snprintf(note, sizeof note, "stored sparse (%s): %zu non-zeros, COO %llu bytes "
+                     "instead of %zu", joule_model_opset(m, "") >= 11 ? "Constant sparse_value"
+                     : "sparse_initializer", nnz, (unsigned long long)coo, t->nbytes);
         } else {
             row.bytes_after = t->nbytes;
             snprintf(note, sizeof note, "kept dense: COO would take %llu bytes, dense %zu "

@@ -117,7 +117,7 @@ joule_status joule_graph_set_initializer(joule_graph *g, joule_value *v, joule_t
     if (v->data != t)
         joule_tensor_free(v->data);
     v->data = t;
-    v->flags &= ~(unsigned)JOULE_VALUE_SPARSE;
+    v->flags &= ~(unsigned)(JOULE_VALUE_SPARSE | JOULE_VALUE_SPARSE_CONSTANT);
     v->dtype = t->dtype;
     v->shape.rank = t->rank;
     for (int i = 0; i < t->rank; i++) {

@@ -8,6 +8,15 @@
 #include "formats/graph_internal.h"
 #include "joule/info.h"
 
+/* The tensor a Constant node holds in `value` or `sparse_value` (densified at load), or NULL. */
+static const joule_tensor *constant_value(const joule_node *n)
+{
+    const joule_attr *a = joule_node_attr(n, "value");
+    if (!a)
+        a = joule_node_attr(n, "sparse_value");
+    return a ? a->t : NULL;
+}
+
 /* The constant tensor behind v: its initializer, or the value of the Constant node making it. */
 static const joule_tensor *constant_of(const joule_graph *g, const joule_value *v)
 {
@@ -16,11 +25,8 @@ static const joule_tensor *constant_of(const joule_graph *g, const joule_value *
     if (v->data)
         return v->data;
     const joule_node *p = joule_graph_producer(g, v);
-    if (p && strcmp(p->op_type, "Constant") == 0 && p->domain[0] == 0) {
-        const joule_attr *a = joule_node_attr(p, "value");
-        if (a && a->t)
-            return a->t;
-    }
+    if (p && strcmp(p->op_type, "Constant") == 0 && p->domain[0] == 0)
+        return constant_value(p);
     return NULL;
 }
 
@@ -206,11 +212,8 @@ joule_status joule_model_info(joule_model *m, const joule_input_shape *shapes, s
             break;
         }
         c->count++;
-        if (strcmp(n->op_type, "Constant") == 0) {
-            const joule_attr *a = joule_node_attr(n, "value");
-            if (a && a->t)
-                add_params(info, a->t, &oom);
-        }
+        if (strcmp(n->op_type, "Constant") == 0 && constant_value(n))
+            add_params(info, constant_value(n), &oom);
         int assumed = 0;
         uint64_t macs = node_macs(n, &assumed);
         info->total_macs += macs;

@@ -140,6 +140,15 @@ static joule_status read_attr(joule_graph *g, const Onnx__AttributeProto *ap, co
             return joule_tensor_from_proto(ap->t, lc, what, &a->t, err);
         }
         break;
+    case JOULE_ATTR_SPARSE_TENSOR:
+        /* densified into a->t (Constant's sparse_value); the protobuf stays the saved form */
+        if (ap->sparse_tensor) {
+            char what[300];
+            snprintf(what, sizeof what, "attribute '%s' of node '%s' (%s)", a->name, n->name,
+                     n->op_type);
+            return joule_tensor_from_sparse_proto(ap->sparse_tensor, lc, what, &a->t, err);
+        }
+        break;
     default: break;
     }
     return a->name ? JOULE_OK : joule_fail(err, JOULE_ERR_NOMEM, "%s: out of memory", lc->label);

@@ -378,11 +378,46 @@ static Onnx__ValueInfoProto **value_infos(save_ctx *c, joule_value **vals, size_
     return out;
 }
 
+/* Whether sparse initializer v is written as a Constant node's sparse_value: asked for, the
+ * default-domain opset has it (11+), and v is not also a graph input (a node cannot produce an
+ * input). */
+static bool sparse_as_constant(const save_ctx *c, const joule_value *v)
+{
+    return (v->flags & JOULE_VALUE_SPARSE) && (v->flags & JOULE_VALUE_SPARSE_CONSTANT) &&
+           !(v->flags & JOULE_VALUE_INPUT) && joule_model_opset(c->m, "") >= 11;
+}
+
+/* Constant node (no name) whose sparse_value is sp, producing output. */
+static Onnx__NodeProto *sparse_constant_node(save_ctx *c, Onnx__SparseTensorProto *sp,
+                                             const char *output)
+{
+    Onnx__NodeProto *np = tmp_alloc(c, sizeof *np);
+    Onnx__AttributeProto *ap = tmp_alloc(c, sizeof *ap);
+    Onnx__AttributeProto **aps = tmp_alloc(c, sizeof *aps);
+    char **outs = tmp_alloc(c, sizeof *outs);
+    if (!np || !ap || !aps || !outs)
+        return NULL;
+    onnx__attribute_proto__init(ap);
+    ap->name = (char *)"sparse_value";
+    ap->has_type = 1;
+    ap->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__SPARSE_TENSOR;
+    ap->sparse_tensor = sp;
+    aps[0] = ap;
+    outs[0] = (char *)output;
+    onnx__node_proto__init(np);
+    np->op_type = (char *)"Constant";
+    np->n_output = 1;
+    np->output = outs;
+    np->n_attribute = 1;
+    np->attribute = aps;
+    return np;
+}
+
 static Onnx__GraphProto *graph_proto(save_ctx *c, const joule_graph *g)
 {
     const Onnx__GraphProto *orig = g->priv->origin;
     Onnx__GraphProto *gp = tmp_alloc(c, sizeof *gp);
-    Onnx__NodeProto **nodes = tmp_alloc(c, (g->n_nodes + 1) * sizeof *nodes);
+    Onnx__NodeProto **nodes = tmp_alloc(c, (g->n_initializers + g->n_nodes + 1) * sizeof *nodes);
     Onnx__TensorProto **inits = tmp_alloc(c, (g->n_initializers + 1) * sizeof *inits);
     Onnx__SparseTensorProto **sparse = tmp_alloc(c, (g->n_initializers + 1) * sizeof *sparse);
     if (!gp || !nodes || !inits || !sparse)
@@ -393,15 +428,30 @@ static Onnx__GraphProto *graph_proto(save_ctx *c, const joule_graph *g)
     else
         onnx__graph_proto__init(gp);
     gp->name = keep_str(orig ? orig->name : NULL, g->name);
+    /* Constant nodes holding sparse weights come first, then the graph's nodes. A tensor whose
+     * dtype has no fixed byte size (sparse_proto gives NULL) stays an initializer. */
+    bool *as_const = tmp_alloc(c, (g->n_initializers + 1) * sizeof *as_const);
+    if (!as_const)
+        return NULL;
+    size_t nn = 0, ni = 0, ns = 0;
+    for (size_t i = 0; i < g->n_initializers && !c->failed; i++) {
+        const joule_value *v = g->initializers[i];
+        Onnx__SparseTensorProto *sp;
+        as_const[i] = false;
+        if (!v->data || !sparse_as_constant(c, v) || !(sp = sparse_proto(c, v->data, v->name)))
+            continue;
+        if (!(nodes[nn++] = sparse_constant_node(c, sp, v->name)))
+            return NULL;
+        as_const[i] = true;
+    }
     for (size_t i = 0; i < g->n_nodes && !c->failed; i++)
-        nodes[i] = node_proto(c, g->nodes[i]);
-    gp->n_node = g->n_nodes;
+        nodes[nn++] = node_proto(c, g->nodes[i]);
+    gp->n_node = nn;
     gp->node = nodes;
-    size_t ni = 0, ns = 0;
     for (size_t i = 0; i < g->n_initializers && !c->failed; i++) {
         const joule_value *v = g->initializers[i];
         const joule_tensor *t = v->data;
-        if (!t)
+        if (!t || as_const[i])
             continue;
         Onnx__SparseTensorProto *sp = NULL;
         if ((v->flags & JOULE_VALUE_SPARSE) && t->origin && !is_tensor_proto(t->origin))

@@ -92,9 +92,9 @@ joule_status ji_constant(joule_infer_ctx *c)
     joule_tensor *t = NULL;
     joule_dtype dt = JOULE_UNDEFINED;
     joule_status st = JOULE_OK;
-    if (!strcmp(a->name, "value")) {
-        if (a->type != JOULE_ATTR_TENSOR || !a->t)
-            return ji_infer_fail(c, "attribute value is not a tensor");
+    if (!strcmp(a->name, "value") || !strcmp(a->name, "sparse_value")) {
+        if ((a->type != JOULE_ATTR_TENSOR && a->type != JOULE_ATTR_SPARSE_TENSOR) || !a->t)
+            return ji_infer_fail(c, "attribute %s is not a tensor", a->name);
         y.rank = a->t->rank;
         for (int i = 0; i < y.rank; i++)
             y.dims[i] = ji_dim_c(a->t->dims[i]);
@@ -127,9 +127,8 @@ joule_status ji_constant(joule_infer_ctx *c)
         y = shape1((int64_t)a->count);
         ji_out_set(c, 0, JOULE_STRING, &y);
         return JOULE_OK;
-    } else { /* sparse_value: dims live in the protobuf only */
-        ji_out_set(c, 0, JOULE_UNDEFINED, NULL);
-        return JOULE_OK;
+    } else {
+        return ji_infer_fail(c, "attribute %s is not a Constant value", a->name);
     }
     y.rank = t->rank;
     for (int i = 0; i < y.rank; i++)

@@ -38,7 +38,11 @@ enum {
     JOULE_VALUE_OUTPUT = 1u << 1,      /* listed in graph.output */
     JOULE_VALUE_INITIALIZER = 1u << 2, /* has constant data from graph.initializer */
     JOULE_VALUE_INFO = 1u << 3,        /* listed in graph.value_info */
-    JOULE_VALUE_SPARSE = 1u << 4       /* initializer stored as a sparse_initializer */
+    JOULE_VALUE_SPARSE = 1u << 4,      /* initializer saved sparse (COO, int64 linear indices) */
+    /* with JOULE_VALUE_SPARSE: saved as a Constant node's sparse_value (opset >= 11, not a graph
+     * input) instead of a graph sparse_initializer; onnx.checker's full_check accepts the former
+     * and rejects the latter as an input of dense operators */
+    JOULE_VALUE_SPARSE_CONSTANT = 1u << 5
 };
 
 typedef struct joule_value {

@@ -377,18 +377,51 @@ static void test_sparse_storage(void **state)
     assert_true(sparse_len < dense_len * 3 / 4); /* 80% zeros: COO is 12/20 of dense */
     joule_model *back = NULL;
     assert_joule_ok(joule_model_load_buffer(sparse, sparse_len, "sparse", NULL, &back, &err), &err);
+    /* the three weights come back as Constant nodes whose sparse_value densifies to the same
+     * bytes; the biases stay initializers */
     size_t n_sparse = 0;
-    for (size_t i = 0; i < back->graph->n_initializers; i++) {
-        const joule_value *v = back->graph->initializers[i];
-        const joule_value *u = joule_graph_find_value(m->graph, v->name);
+    for (size_t i = 0; i < back->graph->n_nodes; i++) {
+        const joule_node *n = back->graph->nodes[i];
+        const joule_attr *a = joule_node_attr(n, "sparse_value");
+        if (strcmp(n->op_type, "Constant") != 0 || !a)
+            continue;
+        const joule_value *u = joule_graph_find_value(m->graph, n->outputs[0]->name);
         assert_non_null(u);
-        assert_int_equal(v->data->nbytes, u->data->nbytes);
-        assert_memory_equal(v->data->data, u->data->data, v->data->nbytes);
-        n_sparse += (v->flags & JOULE_VALUE_SPARSE) != 0;
+        assert_int_equal(a->type, JOULE_ATTR_SPARSE_TENSOR);
+        assert_non_null(a->t);
+        assert_int_equal(a->t->nbytes, u->data->nbytes);
+        assert_memory_equal(a->t->data, u->data->data, a->t->nbytes);
+        n_sparse++;
     }
     assert_int_equal(n_sparse, 3);
+    assert_int_equal(back->graph->n_initializers, 3);
     joule_tensor *x = tc_images(), *y0 = tc_run(m, x), *y1 = tc_run(back, x);
     assert_true(tc_max_diff(y0, y1) == 0);
+    /* cleanup turns the Constant nodes into initializers that stay sparse: same bytes again */
+    joule_cleanup_options co;
+    joule_cleanup_defaults(&co);
+    assert_joule_ok(joule_cleanup(back, &co, NULL, &err), &err);
+    assert_int_equal(back->graph->n_initializers, 6);
+    void *again = NULL;
+    size_t again_len = 0;
+    assert_joule_ok(joule_model_serialize(back, &again, &again_len, &err), &err);
+    assert_int_equal(again_len, sparse_len);
+    free(again);
+    /* a model whose opset predates Constant's sparse_value (11) gets graph sparse_initializers */
+    for (size_t i = 0; i < m->n_opsets; i++)
+        if (!m->opsets[i].domain[0] || !strcmp(m->opsets[i].domain, "ai.onnx"))
+            m->opsets[i].version = 10;
+    void *old = NULL;
+    size_t old_len = 0;
+    joule_model *back10 = NULL;
+    assert_joule_ok(joule_model_serialize(m, &old, &old_len, &err), &err);
+    assert_joule_ok(joule_model_load_buffer(old, old_len, "opset10", NULL, &back10, &err), &err);
+    size_t n_sparse10 = 0;
+    for (size_t i = 0; i < back10->graph->n_initializers; i++)
+        n_sparse10 += (back10->graph->initializers[i]->flags & JOULE_VALUE_SPARSE) != 0;
+    assert_int_equal(n_sparse10, 3);
+    joule_model_free(back10);
+    free(old);
     joule_tensor_free(x);
     joule_tensor_free(y0);
     joule_tensor_free(y1);

@@ -1,5 +1,5 @@
 /* eval/cpu/shape/constant.c: ops that make tensors from attributes and scalars: Constant
- * (value, value_float(s), value_int(s)), ConstantOfShape (the one-element `value` tensor,
+ * (value, sparse_value, value_float(s), value_int(s)), ConstantOfShape (the one-element `value` tensor,
  * float 0 by default, repeated over a shape input) and Range (float, double, int16/32/64; the
  * count is max(ceil((limit - start) / delta), 0) and element i is start + i * delta). */
 #include <math.h>
@@ -20,9 +20,10 @@ static bool constant_source(const joule_node *node, const_src *c)
 {
     memset(c, 0, sizeof *c);
     const joule_attr *a;
-    if ((a = joule_node_attr(node, "value"))) {
-        const joule_tensor *t = a->t;
-        if (a->type != JOULE_ATTR_TENSOR || !t || !jsk_bytes_copyable(t->dtype) ||
+    if ((a = joule_node_attr(node, "value")) || (a = joule_node_attr(node, "sparse_value"))) {
+        const joule_tensor *t = a->t; /* sparse_value: densified by the loader */
+        if ((a->type != JOULE_ATTR_TENSOR && a->type != JOULE_ATTR_SPARSE_TENSOR) || !t ||
+            !jsk_bytes_copyable(t->dtype) ||
             t->rank > JOULE_MAX_RANK || (t->count && !t->data))
             return false;
         c->dtype = t->dtype;
@@ -58,7 +59,7 @@ static bool constant_source(const joule_node *node, const_src *c)
                          .data = a->ints, .bytes = a->count * sizeof *a->ints};
         return true;
     }
-    return false; /* value_string(s), sparse_value, or nothing */
+    return false; /* value_string(s), or nothing */
 }
 
 bool jsk_constant_supports(const joule_node *node, int64_t opset, int n_in,
