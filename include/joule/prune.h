@@ -95,9 +95,11 @@ typedef struct joule_sparse_options {
 
 void joule_sparse_defaults(joule_sparse_options *o);
 
-/* Marks float initializers with at least min_sparsity zeros for saving as ONNX
- * sparse_initializer (COO, int64 linear indices) when that encoding is smaller than the dense
- * one (with 4-byte floats that needs more than 2/3 zeros); others get a row saying why not. */
+/* Marks float initializers with at least min_sparsity zeros for saving sparse (COO, int64 linear
+ * indices) when that encoding is smaller than the dense one (with 4-byte floats that needs more
+ * than 2/3 zeros); others get a row saying why not. They are saved as Constant nodes with a
+ * sparse_value (opset >= 11; onnx.checker's full_check and ONNX Runtime accept these), else as
+ * graph sparse_initializers. */
 joule_status joule_sparse_storage(joule_model *m, const joule_sparse_options *opt, joule_report *r,
                                   joule_error *err);
 
