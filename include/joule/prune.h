@@ -1,7 +1,7 @@
 /* joule/prune.h: pruning passes. Unstructured magnitude pruning (a target per layer, or one
  * threshold across layers), N:M semi-structured pruning along the reduction axis, structured
  * channel pruning that physically removes output channels and follows them into every reader,
- * and sparse storage (sparse_initializer) for weights that are mostly zeros.
+ * and sparse storage (Constant sparse_value) for weights that are mostly zeros.
  *
  * Only the weight input of Conv, ConvTranspose, Gemm and MatMul is pruned, and only when it is a
  * constant (an initializer or a Constant node's value); biases and normalisation parameters never
