@@ -1,10 +1,13 @@
 /* compress/prune_magnitude.c: unstructured magnitude pruning (a target per layer, or one threshold
- * over all layers) and N:M semi-structured pruning along the reduction axis. The k smallest
- * magnitudes are found by selection (4 bytes per weight of scratch, no sort of index pairs), and
- * ties at the threshold go to the lowest indices first, so exactly round(sparsity * n) weights end
- * zero and every run gives the same result. */
+ * over all layers) and N:M semi-structured pruning along the reduction axis. The k-th smallest
+ * magnitude is found by a two-pass radix selection on the magnitudes' float bits (which order like
+ * the floats: a histogram of the top 16 bits, then of the low 16 bits inside the bucket that holds
+ * it), streaming over the weights with no scratch copy; ties at the threshold go to the lowest
+ * indices first, so exactly round(sparsity * n) weights end zero and every run gives the same
+ * result. */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,37 +64,6 @@ static void set_zero(joule_tensor *t, void *data, size_t i)
         ((float *)data)[i] = 0.0f;
     else
         joule_dtype_info(t->dtype)->from_f32(data, i, 0.0f);
-}
-
-/* The k-th smallest (0-based) of a[0..n), rearranging a: quickselect with a median-of-three
- * pivot and a three-way partition, so runs of equal values (zeros) cost one pass. */
-static float select_kth(float *a, size_t n, size_t k)
-{
-    size_t lo = 0, hi = n; /* the answer is in [lo, hi) */
-    while (hi - lo > 1) {
-        float x = a[lo], y = a[lo + (hi - lo) / 2], z = a[hi - 1];
-        float p = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
-        size_t lt = lo, i = lo, gt = hi;
-        while (i < gt) {
-            float v = a[i];
-            if (v < p) {
-                a[i++] = a[lt];
-                a[lt++] = v;
-            } else if (v > p) {
-                a[i] = a[--gt];
-                a[gt] = v;
-            } else {
-                i++;
-            }
-        }
-        if (k < lt)
-            hi = lt;
-        else if (k >= gt)
-            lo = gt;
-        else
-            return p;
-    }
-    return a[k];
 }
 
 typedef enum { MODE_SKIP, MODE_LAYER, MODE_GLOBAL, MODE_NM } layer_mode;
@@ -185,36 +157,85 @@ static void prune_nm(layer *L, joule_tensor *t, void *data, int N, int M)
     }
 }
 
+/* Order-preserving key of a magnitude: the bits of |v| (NaN as +inf, as magnitude() does).
+ * Non-negative floats compare like their bit patterns read as unsigned integers. */
+static inline uint32_t mag_key(float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    u &= 0x7fffffffu;
+    return u > 0x7f800000u ? 0x7f800000u : u;
+}
+
+#define KEY_CHUNK 4096
+
+/* Keys of t's elements [from, from + n), n <= KEY_CHUNK. */
+static void mag_keys(const joule_tensor *t, size_t from, size_t n, uint32_t *keys)
+{
+    if (t->dtype == JOULE_F32) {
+        const float *p = (const float *)t->data + from;
+        for (size_t i = 0; i < n; i++)
+            keys[i] = mag_key(p[i]);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            keys[i] = mag_key(magnitude(t, from + i));
+    }
+}
+
+/* hist[key >> 16] counts for every key (high == UINT32_MAX), or hist[key & 0xffff] for the keys
+ * whose top 16 bits are `high`. */
+static void key_histogram(layer **ls, size_t n, uint32_t high, uint64_t *hist)
+{
+    uint32_t keys[KEY_CHUNK];
+    for (size_t i = 0; i < n; i++) {
+        const joule_tensor *t = ls[i]->w->data;
+        for (size_t e = 0; e < t->count; e += KEY_CHUNK) {
+            size_t c = t->count - e < KEY_CHUNK ? t->count - e : KEY_CHUNK;
+            mag_keys(t, e, c, keys);
+            if (high == UINT32_MAX) {
+                for (size_t j = 0; j < c; j++)
+                    hist[keys[j] >> 16]++;
+            } else {
+                for (size_t j = 0; j < c; j++)
+                    if (keys[j] >> 16 == high)
+                        hist[keys[j] & 0xffffu]++;
+            }
+        }
+    }
+}
+
 /* Zeroes the k smallest magnitudes over layers[0..n) (one pool), ties by layer order then index.
  * *threshold receives the magnitude at the cut. */
 static joule_status prune_pool(layer **ls, size_t n, uint64_t k, float *threshold, joule_error *err)
 {
-    size_t total = 0;
+    uint64_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += ls[i]->w->data->count;
     *threshold = 0;
     if (k == 0 || total == 0)
         return JOULE_OK;
-    if (total > SIZE_MAX / sizeof(float))
-        return joule_fail(err, JOULE_ERR_NOMEM, "prune: %zu weights are too many", total);
-    float *mags = malloc(total * sizeof *mags);
-    if (!mags)
-        return joule_fail(err, JOULE_ERR_NOMEM, "prune: out of memory for %zu magnitudes", total);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        const joule_tensor *t = ls[i]->w->data;
-        for (size_t e = 0; e < t->count; e++)
-            mags[o++] = magnitude(t, e);
-    }
-    float thr = select_kth(mags, total, (size_t)(k - 1));
-    free(mags);
-    /* everything below thr goes; of those equal to thr, the first `quota` */
+    if (k > total)
+        k = total;
+    uint64_t *hist = malloc(65536 * sizeof *hist);
+    if (!hist)
+        return joule_fail(err, JOULE_ERR_NOMEM, "prune: out of memory for a histogram");
+    /* the (k-1)-th smallest key (0-based): its top 16 bits, then its low 16 bits; `below`
+     * counts the keys smaller than what is fixed so far */
+    const uint64_t want = k - 1;
     uint64_t below = 0;
-    for (size_t i = 0; i < n; i++) {
-        const joule_tensor *t = ls[i]->w->data;
-        for (size_t e = 0; e < t->count; e++)
-            below += magnitude(t, e) < thr;
-    }
+    memset(hist, 0, 65536 * sizeof *hist);
+    key_histogram(ls, n, UINT32_MAX, hist);
+    uint32_t hi = 0;
+    while (below + hist[hi] <= want)
+        below += hist[hi++];
+    memset(hist, 0, 65536 * sizeof *hist);
+    key_histogram(ls, n, hi, hist);
+    uint32_t lo = 0;
+    while (below + hist[lo] <= want)
+        below += hist[lo++];
+    free(hist);
+    const uint32_t thr = hi << 16 | lo;
+    /* everything below thr goes; of those equal to thr, the first `quota` */
     uint64_t quota = k - below;
     for (size_t i = 0; i < n; i++) {
         joule_tensor *t = ls[i]->w->data;
@@ -222,16 +243,33 @@ static joule_status prune_pool(layer **ls, size_t n, uint64_t k, float *threshol
         if (!data && t->nbytes)
             return joule_fail(err, JOULE_ERR_NOMEM, "prune: out of memory copying '%s'",
                               ls[i]->w->name);
+        if (t->dtype == JOULE_F32) {
+            /* without branches (which half of the weights takes is random), then the ties in
+             * index order while the quota lasts */
+            float *p = data;
+            for (size_t e = 0; e < t->count; e++) {
+                uint32_t u;
+                memcpy(&u, &p[e], sizeof u);
+                u &= (uint32_t)0 - (uint32_t)(mag_key(p[e]) >= thr);
+                memcpy(&p[e], &u, sizeof u);
+            }
+            for (size_t e = 0; e < t->count && quota > 0; e++)
+                if (mag_key(p[e]) == thr) {
+                    p[e] = 0.0f;
+                    quota--;
+                }
+            continue;
+        }
         for (size_t e = 0; e < t->count; e++) {
-            float a = magnitude(t, e);
-            if (a < thr || (a == thr && quota > 0)) {
-                if (a == thr)
+            uint32_t key = mag_key(magnitude(t, e));
+            if (key < thr || (key == thr && quota > 0)) {
+                if (key == thr)
                     quota--;
                 set_zero(t, data, e);
             }
         }
     }
-    *threshold = thr;
+    memcpy(threshold, &thr, sizeof *threshold);
     return JOULE_OK;
 }
 

@@ -1,6 +1,7 @@
 /* compress/quant_util.c: the arithmetic and graph helpers the quantization passes share (see
  * quant_internal.h): scale/zero-point choice, weight and bias quantization, float16 clamping,
  * and small builders for initializers, nodes and report rows. */
+#include <float.h>
 #include <fnmatch.h>
 #include <math.h>
 #include <stdarg.h>
@@ -49,9 +50,22 @@ void jq_params(double lo, double hi, int qmin, int qmax, bool symmetric, float *
     *zp = (int32_t)z;
 }
 
-int32_t jq_quantize_one(float x, float scale, int32_t zp, int qmin, int qmax)
+/* nearbyint(v) in the default rounding mode: adding and taking away 1.5 * 2^52 rounds |v| < 2^51
+ * to an integer, ties to even, as nearbyint does, without its library call (this runs once per
+ * weight); larger values, infinities and NaN go to nearbyint itself. Needs double arithmetic
+ * evaluated in double (FLT_EVAL_METHOD 0, not x87) and no -ffast-math. */
+static inline double round_even(double v)
 {
-    double v = nearbyint((double)x / (double)scale);
+#if FLT_EVAL_METHOD == 0
+    if (fabs(v) < 0x1p51)
+        return (v + 0x1.8p52) - 0x1.8p52; /* not folded: C floating point is not associative */
+#endif
+    return nearbyint(v);
+}
+
+static inline int32_t quantize_one(float x, float scale, int32_t zp, int qmin, int qmax)
+{
+    double v = round_even((double)x / (double)scale);
     if (isnan(v))
         v = 0;
     v += zp;
@@ -60,6 +74,11 @@ int32_t jq_quantize_one(float x, float scale, int32_t zp, int qmin, int qmax)
     if (v > qmax)
         v = qmax;
     return (int32_t)v;
+}
+
+int32_t jq_quantize_one(float x, float scale, int32_t zp, int qmin, int qmax)
+{
+    return quantize_one(x, scale, zp, qmin, qmax);
 }
 
 joule_status jq_quantize_weight(const joule_tensor *w, int axis, joule_tensor **q,
@@ -118,7 +137,7 @@ joule_status jq_quantize_weight(const joule_tensor *w, int axis, joule_tensor **
         for (size_t c = 0; c < channels; c++) {
             size_t base = (o * channels + c) * inner;
             for (size_t i = 0; i < inner; i++)
-                dst[base + i] = (int8_t)jq_quantize_one(src[base + i], sc[c], 0, -127, 127);
+                dst[base + i] = (int8_t)quantize_one(src[base + i], sc[c], 0, -127, 127);
         }
     free(amax);
     return JOULE_OK;
