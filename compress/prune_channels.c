@@ -8,7 +8,17 @@
  * Flatten). Residual Adds join spaces (tied channels, pruned with one set). Anything the walk
  * cannot follow, a graph output included, blocks the space, which then stays whole with a report
  * row saying why. Then, per unblocked space, the channels with the smallest L1/L2 weight norm go,
- * every edit slices its tensor, and shapes are inferred again. */
+ * every edit slices its tensor, and shapes are inferred again.
+ *
+ * Multi-head attention: a Reshape that splits the channel axis into [heads, head_dim] makes the
+ * carrier "split" (the head index on one axis, the channel within the head on the next), and the
+ * space then drops the same number of channels in every head, chosen per head. Split channels
+ * follow Transposes, elementwise ops with operands broadcast along the channel axis, and the two
+ * attention MatMuls: in softmax(q k^T) v, channel c of q and channel c of k meet only in the dot
+ * product, so the MatMul that contracts them ties the two spaces (dropping c from both drops
+ * exactly that term; the scale constant stays); v's channels pass through attn @ v column by
+ * column. A Reshape that merges [heads, head_dim] back hands the channels to the next layer's
+ * input rows (the attention output projection). Everything else meeting split channels blocks. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,7 +42,7 @@ typedef enum edit_kind {
     ED_IN,    /* a reader's weight: its input channels */
     ED_PARAM, /* a per-channel constant (bias, BN parameter, elementwise operand) */
     ED_DW,    /* a depthwise conv: its filters, and its group count */
-    ED_SHAPE, /* a Reshape's target: entry `axis` holds channels * block */
+    ED_SHAPE, /* a Reshape's target: entry `axis` holds channels * block / heads */
     ED_PASS   /* a node the channels pass through (zero_only checks that it maps 0 to 0) */
 } edit_kind;
 
@@ -43,11 +53,14 @@ typedef struct edit {
     int axis;      /* axis of that tensor that holds the channels */
     int64_t block; /* consecutive positions per channel along axis */
     bool bias;     /* a producer's bias (zero_only looks at it) */
+    int64_t heads; /* ED_SHAPE: the entry is per head (the head_dim of a split); 0: not */
 } edit;
 
 typedef struct space {
     int parent;
     int64_t C;
+    int64_t heads;       /* channels are heads x C/heads (attention): each head loses as many */
+    bool by_add, by_dot; /* tied through residual Adds / through an attention dot product q.k */
     bool blocked;
     char why[320];
     edit *edits;
@@ -58,6 +71,8 @@ typedef struct carrier {
     int space; /* -1: none */
     int axis;
     int64_t block;
+    int head; /* split carrier: the axis holding the head index (axis holds the channel within
+               * the head, and block is 1); -1: channels are on `axis` alone */
 } carrier;
 
 typedef struct ctx {
@@ -94,7 +109,7 @@ static int find(ctx *c, int s)
 
 static carrier get(ctx *c, const joule_value *v)
 {
-    carrier none = {-1, 0, 0};
+    carrier none = {-1, 0, 0, -1};
     if (!v)
         return none;
     size_t i = slot(c, v);
@@ -148,6 +163,7 @@ static joule_status new_space(ctx *c, int64_t C, int *out)
     memset(s, 0, sizeof *s);
     s->parent = (int)c->n_sp;
     s->C = C;
+    s->heads = 1;
     *out = (int)c->n_sp++;
     return JOULE_OK;
 }
@@ -167,8 +183,9 @@ static joule_status add_edit(ctx *c, int s, edit e)
     return JOULE_OK;
 }
 
-/* Joins two spaces (tied channels). */
-static joule_status unite(ctx *c, int a, int b, const joule_node *n)
+/* Joins two spaces (tied channels): through an elementwise op (a residual Add), or, when dot,
+ * through the attention dot product q.k. */
+static joule_status unite(ctx *c, int a, int b, const joule_node *n, bool dot)
 {
     a = find(c, a);
     b = find(c, b);
@@ -179,6 +196,16 @@ static joule_status unite(ctx *c, int a, int b, const joule_node *n)
         block(c, a, n, "joins %lld and %lld channels", (long long)A->C, (long long)B->C);
         block(c, b, n, "joins %lld and %lld channels", (long long)A->C, (long long)B->C);
     }
+    if (A->heads != B->heads && A->heads > 1 && B->heads > 1) {
+        block(c, a, n, "joins channels split into %lld and into %lld heads", (long long)A->heads,
+              (long long)B->heads);
+        block(c, b, n, "joins channels split into %lld and into %lld heads", (long long)A->heads,
+              (long long)B->heads);
+    }
+    if (B->heads > A->heads)
+        A->heads = B->heads;
+    A->by_add = A->by_add || B->by_add || !dot;
+    A->by_dot = A->by_dot || B->by_dot || dot;
     if (B->blocked && !A->blocked) {
         A->blocked = true;
         memcpy(A->why, B->why, sizeof A->why);
@@ -291,7 +318,7 @@ static joule_status visit_elementwise(ctx *c, joule_node *n)
             if (n->inputs[k] && value_rank(n->inputs[k]) > R)
                 R = value_rank(n->inputs[k]);
     }
-    int first = -1, axis = -1;
+    int first = -1, axis = -1, head = -1;
     int64_t blk = 0;
     for (int k = 0; k < n->n_inputs; k++) {
         carrier ck = get(c, n->inputs[k]);
@@ -302,16 +329,17 @@ static joule_status visit_elementwise(ctx *c, joule_node *n)
             block_inputs(c, n, "an input's rank is unknown");
             return JOULE_OK;
         }
-        int a = ck.axis + (R - r);
+        int a = ck.axis + (R - r), h = ck.head < 0 ? -1 : ck.head + (R - r);
         if (first < 0) {
             first = ck.space;
             axis = a;
+            head = h;
             blk = ck.block;
-        } else if (a != axis || ck.block != blk) {
+        } else if (a != axis || ck.block != blk || h != head) {
             block_inputs(c, n, "its inputs hold channels on different axes");
             return JOULE_OK;
         } else {
-            joule_status st = unite(c, first, ck.space, n);
+            joule_status st = unite(c, first, ck.space, n, false);
             if (st)
                 return st;
         }
@@ -332,17 +360,21 @@ static joule_status visit_elementwise(ctx *c, joule_node *n)
         }
         int p = R - t->rank, ta = axis - p;
         if (ta < 0 || t->dims[ta] == 1)
-            continue; /* broadcast along the channels */
+            continue; /* broadcast along the channels (a split's head axis may vary) */
+        if (head >= 0) {
+            block_inputs(c, n, "a constant operand varies along the channels of attention heads");
+            return JOULE_OK;
+        }
         if (t->dims[ta] != C * blk || t->dtype == JOULE_STRING) {
             block_inputs(c, n, "a constant operand does not broadcast per channel");
             return JOULE_OK;
         }
-        joule_status st = add_edit(c, first, (edit){ED_PARAM, n, k, ta, blk, false});
+        joule_status st = add_edit(c, first, (edit){ED_PARAM, n, k, ta, blk, false, 0});
         if (st)
             return st;
     }
-    put(c, n->outputs[0], (carrier){find(c, first), axis, blk});
-    return add_edit(c, first, (edit){ED_PASS, n, 0, axis, blk, false});
+    put(c, n->outputs[0], (carrier){find(c, first), axis, blk, head});
+    return add_edit(c, first, (edit){ED_PASS, n, 0, axis, blk, false, 0});
 }
 
 static joule_status visit_norm(ctx *c, joule_node *n, carrier ck, int n_params)
@@ -365,12 +397,12 @@ static joule_status visit_norm(ctx *c, joule_node *n, carrier ck, int n_params)
         }
     }
     for (int k = 1; k <= n_params; k++) {
-        joule_status st = add_edit(c, ck.space, (edit){ED_PARAM, n, k, 0, 1, false});
+        joule_status st = add_edit(c, ck.space, (edit){ED_PARAM, n, k, 0, 1, false, 0});
         if (st)
             return st;
     }
     put(c, n->outputs[0], ck);
-    return add_edit(c, ck.space, (edit){ED_PASS, n, 0, 1, 1, false});
+    return add_edit(c, ck.space, (edit){ED_PASS, n, 0, 1, 1, false, 0});
 }
 
 static joule_status visit_conv_reader(ctx *c, joule_node *n, carrier ck)
@@ -397,7 +429,7 @@ static joule_status visit_conv_reader(ctx *c, joule_node *n, carrier ck)
                   (long long)w->dims[1], (long long)C);
             return JOULE_OK;
         }
-        return add_edit(c, ck.space, (edit){ED_IN, n, 1, 1, 1, false});
+        return add_edit(c, ck.space, (edit){ED_IN, n, 1, 1, 1, false, 0});
     }
     if (group == C && w->dims[0] == C && w->dims[1] == 1) { /* depthwise, multiplier 1 */
         if (n->n_inputs > 2 && n->inputs[2]) {
@@ -408,9 +440,9 @@ static joule_status visit_conv_reader(ctx *c, joule_node *n, carrier ck)
                 return JOULE_OK;
             }
         }
-        joule_status st = add_edit(c, ck.space, (edit){ED_DW, n, 1, 0, 1, false});
+        joule_status st = add_edit(c, ck.space, (edit){ED_DW, n, 1, 0, 1, false, 0});
         if (!st && n->n_inputs > 2 && n->inputs[2])
-            st = add_edit(c, ck.space, (edit){ED_PARAM, n, 2, 0, 1, true});
+            st = add_edit(c, ck.space, (edit){ED_PARAM, n, 2, 0, 1, true, 0});
         if (!st)
             put(c, n->outputs[0], ck);
         return st;
@@ -448,7 +480,7 @@ static joule_status visit_matmul_reader(ctx *c, joule_node *n, carrier ck, bool 
               (long long)w->dims[axis], (long long)(C * ck.block));
         return JOULE_OK;
     }
-    return add_edit(c, ck.space, (edit){ED_IN, n, 1, axis, ck.block, false});
+    return add_edit(c, ck.space, (edit){ED_IN, n, 1, axis, ck.block, false, 0});
 }
 
 static joule_status visit_flatten(ctx *c, joule_node *n, carrier ck)
@@ -467,8 +499,8 @@ static joule_status visit_flatten(ctx *c, joule_node *n, carrier ck)
         block(c, ck.space, n, "the flattened dims are not known");
         return JOULE_OK;
     }
-    put(c, n->outputs[0], (carrier){ck.space, 1, ck.block * inner});
-    return add_edit(c, ck.space, (edit){ED_PASS, n, 0, 1, ck.block * inner, false});
+    put(c, n->outputs[0], (carrier){ck.space, 1, ck.block * inner, -1});
+    return add_edit(c, ck.space, (edit){ED_PASS, n, 0, 1, ck.block * inner, false, 0});
 }
 
 /* A Reshape that keeps the dims before the channel axis and merges the rest (a flatten). */
@@ -498,12 +530,204 @@ static joule_status visit_reshape(ctx *c, joule_node *n, carrier ck)
         return JOULE_OK;
     }
     if (sv[a] != -1) {
-        joule_status st = add_edit(c, ck.space, (edit){ED_SHAPE, n, 1, a, ck.block * inner, false});
+        joule_status st =
+            add_edit(c, ck.space, (edit){ED_SHAPE, n, 1, a, ck.block * inner, false, 0});
         if (st)
             return st;
     }
-    put(c, n->outputs[0], (carrier){ck.space, a, ck.block * inner});
-    return add_edit(c, ck.space, (edit){ED_PASS, n, 0, a, ck.block * inner, false});
+    put(c, n->outputs[0], (carrier){ck.space, a, ck.block * inner, -1});
+    return add_edit(c, ck.space, (edit){ED_PASS, n, 0, a, ck.block * inner, false, 0});
+}
+
+/* ---- attention: heads split from the channel axis ---- */
+
+/* Checks a Reshape target s (n entries) against its input x where output entry j holds input
+ * dim src[j] (-1: a split or merged entry the caller checks). Such an entry must be 0 only when
+ * it copies the same position, a positive size equal to the known input dim, or the one -1 (it
+ * then resolves to that input dim however the channels shrink, since every other entry is
+ * either matched or scales with the channels). *minus is the -1's position or -1. NULL when
+ * fine, else why not. */
+static const char *reshape_keeps(const joule_value *x, const int64_t *s, int n, const int *src,
+                                 int *minus)
+{
+    *minus = -1;
+    for (int j = 0; j < n; j++) {
+        if (s[j] == -1) {
+            if (*minus >= 0)
+                return "a Reshape target with two -1 entries";
+            *minus = j;
+            continue;
+        }
+        if (src[j] < 0)
+            continue;
+        if (s[j] == 0 && src[j] == j)
+            continue;
+        if (s[j] <= 0 || x->shape.dims[src[j]].size != s[j])
+            return "a Reshape that changes dims other than the channels'";
+    }
+    return NULL;
+}
+
+/* The Reshape's constant int64 target when it has n entries and allowzero is off, else NULL. */
+static const int64_t *reshape_target(const ctx *c, const joule_node *n, int entries)
+{
+    const joule_tensor *s = n->n_inputs > 1 && n->inputs[1] ? cz_const(c->g, n->inputs[1]) : NULL;
+    if (!s || s->dtype != JOULE_I64 || s->rank != 1 || (int64_t)s->count != entries ||
+        joule_attr_int(n, "allowzero", 0))
+        return NULL;
+    return s->data;
+}
+
+/* A Reshape [.., C, ..] -> [.., H, C/H, ..] (attention heads): the carrier becomes split, the
+ * space drops the same channels count in every head, and the target's head_dim entry (unless it
+ * is the -1) follows. */
+static joule_status visit_split_reshape(ctx *c, joule_node *n, carrier ck)
+{
+    const joule_value *x = n->inputs[0], *y = n->outputs[0];
+    int r = x->shape.rank, a = ck.axis;
+    int64_t C = c->sp[ck.space].C;
+    const int64_t *sv = reshape_target(c, n, r + 1);
+    if (!sv || ck.block != 1 || a >= r ||
+        (x->shape.dims[a].size >= 0 && x->shape.dims[a].size != C)) {
+        block(c, ck.space, n, "a Reshape that neither flattens nor splits the channel axis");
+        return JOULE_OK;
+    }
+    int src[JOULE_MAX_RANK + 1], minus;
+    for (int j = 0; j <= r; j++)
+        src[j] = j < a ? j : j <= a + 1 ? -1 : j - 1;
+    const char *why = reshape_keeps(x, sv, r + 1, src, &minus);
+    int64_t H = sv[a], hd = sv[a + 1];
+    if (!why && H == -1 && hd > 0 && C % hd == 0)
+        H = C / hd;
+    else if (!why && hd == -1 && H > 0 && C % H == 0)
+        hd = C / H;
+    if (!why && (H <= 0 || hd <= 0 || C % H != 0 || C / H != hd))
+        why = "a Reshape that does not split the channels into heads x head_dim";
+    if (!why && hd == 1 && H > 1) /* an unsqueeze after the channels, not attention heads */
+        why = "a Reshape that splits the channels into heads of one channel";
+    if (!why && y->shape.rank == r + 1 &&
+        ((y->shape.dims[a].size >= 0 && y->shape.dims[a].size != H) ||
+         (y->shape.dims[a + 1].size >= 0 && y->shape.dims[a + 1].size != hd)))
+        why = "a Reshape whose inferred output does not match its target";
+    space *sp = &c->sp[ck.space];
+    if (!why && sp->heads > 1 && sp->heads != H)
+        why = "channels split into heads in two different ways";
+    if (why) {
+        block(c, ck.space, n, "%s", why);
+        return JOULE_OK;
+    }
+    if (H > sp->heads)
+        sp->heads = H;
+    if (sv[a + 1] != -1) {
+        joule_status st = add_edit(c, ck.space, (edit){ED_SHAPE, n, 1, a + 1, 1, false, H});
+        if (st)
+            return st;
+    }
+    put(c, n->outputs[0], (carrier){ck.space, a + 1, 1, a});
+    return add_edit(c, ck.space, (edit){ED_PASS, n, 0, a + 1, 1, false, 0});
+}
+
+/* A Reshape [.., H, C/H, ..] -> [.., C, ..] merging the heads back: the carrier is whole again,
+ * and the target's merged entry (unless it is the -1) follows. */
+static joule_status visit_merge_reshape(ctx *c, joule_node *n, carrier ck)
+{
+    const joule_value *x = n->inputs[0];
+    int r = x->shape.rank, h = ck.head;
+    const space *sp = &c->sp[ck.space];
+    const int64_t *sv = r > 1 ? reshape_target(c, n, r - 1) : NULL;
+    if (!sv || ck.axis != h + 1 || h + 1 >= r ||
+        (x->shape.dims[h].size >= 0 && x->shape.dims[h].size != sp->heads) ||
+        (x->shape.dims[h + 1].size >= 0 && x->shape.dims[h + 1].size * sp->heads != sp->C)) {
+        block(c, ck.space, n, "a Reshape that does not merge the attention heads back");
+        return JOULE_OK;
+    }
+    int src[JOULE_MAX_RANK], minus;
+    for (int j = 0; j < r - 1; j++)
+        src[j] = j < h ? j : j == h ? -1 : j + 1;
+    const char *why = reshape_keeps(x, sv, r - 1, src, &minus);
+    if (!why && sv[h] != -1 && sv[h] != sp->C)
+        why = "a Reshape that does not merge the attention heads back";
+    if (why) {
+        block(c, ck.space, n, "%s", why);
+        return JOULE_OK;
+    }
+    if (sv[h] != -1) {
+        joule_status st = add_edit(c, ck.space, (edit){ED_SHAPE, n, 1, h, 1, false, 0});
+        if (st)
+            return st;
+    }
+    put(c, n->outputs[0], (carrier){ck.space, h, 1, -1});
+    return add_edit(c, ck.space, (edit){ED_PASS, n, 0, h, 1, false, 0});
+}
+
+static joule_status visit_transpose(ctx *c, joule_node *n, carrier ck)
+{
+    int r = value_rank(n->inputs[0]);
+    const joule_attr *pa = joule_node_attr(n, "perm");
+    if (r < 1 || r > JOULE_MAX_RANK ||
+        (pa && (pa->type != JOULE_ATTR_INTS || pa->count != (size_t)r))) {
+        block(c, ck.space, n, "a Transpose whose rank or perm is not known");
+        return JOULE_OK;
+    }
+    int axis = -1, head = -1;
+    bool seen[JOULE_MAX_RANK] = {false}, perm = true;
+    for (int i = 0; i < r; i++) {
+        int64_t from = pa ? pa->ints[i] : r - 1 - i; /* default: reverse the axes */
+        if (from < 0 || from >= r || seen[from]) {
+            perm = false;
+            break;
+        }
+        seen[from] = true;
+        if (from == ck.axis)
+            axis = i;
+        if (ck.head >= 0 && from == ck.head)
+            head = i;
+    }
+    if (!perm || axis < 0 || (ck.head >= 0 && head < 0)) {
+        block(c, ck.space, n, "a Transpose whose perm is not a permutation");
+        return JOULE_OK;
+    }
+    put(c, n->outputs[0], (carrier){ck.space, axis, ck.block, head});
+    return add_edit(c, ck.space, (edit){ED_PASS, n, 0, axis, ck.block, false, 0});
+}
+
+/* MatMul of two computed tensors (attention). Exact cases: the reduction axis of A and of B
+ * carry the same channels (q k^T: the spaces are tied, the output has none); B's columns carry
+ * them (attn @ v: so does the output's last axis); A's rows carry them (so do the output's
+ * rows). Heads must sit on a batch axis, the same one for both operands of q k^T. */
+static joule_status visit_dynamic_matmul(ctx *c, joule_node *n)
+{
+    carrier ca = get(c, n->inputs[0]), cb = get(c, n->inputs[1]);
+    int rA = value_rank(n->inputs[0]), rB = value_rank(n->inputs[1]);
+    if (rA < 2 || rB < 2) {
+        block_inputs(c, n, "a MatMul of computed tensors with an operand of unknown rank or a "
+                           "vector");
+        return JOULE_OK;
+    }
+    int R = rA > rB ? rA : rB;
+    /* output position of a head axis; -1 stays -1, -2 for a head on a matrix axis */
+    int ha = ca.head < 0 ? -1 : ca.head < rA - 2 ? ca.head + R - rA : -2;
+    int hb = cb.head < 0 ? -1 : cb.head < rB - 2 ? cb.head + R - rB : -2;
+    if (ca.space >= 0 && cb.space >= 0) {
+        if (ca.axis != rA - 1 || cb.axis != rB - 2 || ca.block != 1 || cb.block != 1 ||
+            ha != hb || ha == -2) {
+            block_inputs(c, n, "a MatMul of two tensors holding channels that is not q.k over "
+                               "the same heads");
+            return JOULE_OK;
+        }
+        return unite(c, ca.space, cb.space, n, true);
+    }
+    if (cb.space >= 0 && cb.axis == rB - 1 && hb != -2) {
+        put(c, n->outputs[0], (carrier){cb.space, R - 1, cb.block, hb});
+        return add_edit(c, cb.space, (edit){ED_PASS, n, 1, R - 1, cb.block, false, 0});
+    }
+    if (ca.space >= 0 && ca.axis == rA - 2 && ha != -2) {
+        put(c, n->outputs[0], (carrier){ca.space, R - 2, ca.block, ha});
+        return add_edit(c, ca.space, (edit){ED_PASS, n, 0, R - 2, ca.block, false, 0});
+    }
+    block_inputs(c, n, "a MatMul with a computed operand that reads the channels as its "
+                       "reduction axis or its batch");
+    return JOULE_OK;
 }
 
 /* n reads at least one carried value: follow it or block. */
@@ -516,6 +740,9 @@ static joule_status visit_reader(ctx *c, joule_node *n)
     }
     if (in_list(op, elementwise_ops))
         return visit_elementwise(c, n);
+    if (strcmp(op, "MatMul") == 0 && n->n_inputs == 2 && n->inputs[1] &&
+        !cz_const(c->g, n->inputs[1]))
+        return visit_dynamic_matmul(c, n);
     /* the other ops read the channels through input 0 only */
     carrier ck = get(c, n->inputs[0]);
     for (int k = 1; k < n->n_inputs; k++)
@@ -525,6 +752,22 @@ static joule_status visit_reader(ctx *c, joule_node *n)
         }
     if (ck.space < 0)
         return JOULE_OK;
+    if (strcmp(op, "Transpose") == 0)
+        return visit_transpose(c, n, ck);
+    if (strcmp(op, "Reshape") == 0) {
+        if (ck.head >= 0)
+            return visit_merge_reshape(c, n, ck);
+        int r = n->inputs[0]->shape.rank;
+        const joule_tensor *s =
+            n->n_inputs > 1 && n->inputs[1] ? cz_const(c->g, n->inputs[1]) : NULL;
+        if (r > 0 && s && s->rank == 1 && (int64_t)s->count == r + 1)
+            return visit_split_reshape(c, n, ck);
+        return visit_reshape(c, n, ck);
+    }
+    if (ck.head >= 0) {
+        block(c, ck.space, n, "channels split into attention heads reach an op it cannot follow");
+        return JOULE_OK;
+    }
     if (in_list(op, pool_ops)) {
         if (ck.axis != 1 || ck.block != 1)
             block(c, ck.space, n, "channels are not on axis 1");
@@ -532,7 +775,7 @@ static joule_status visit_reader(ctx *c, joule_node *n)
             block(c, ck.space, n, "its indices output is read");
         else {
             put(c, n->outputs[0], ck);
-            return add_edit(c, ck.space, (edit){ED_PASS, n, 0, 1, 1, false});
+            return add_edit(c, ck.space, (edit){ED_PASS, n, 0, 1, 1, false, 0});
         }
         return JOULE_OK;
     }
@@ -546,8 +789,17 @@ static joule_status visit_reader(ctx *c, joule_node *n)
         return visit_matmul_reader(c, n, ck, op[0] == 'G');
     if (strcmp(op, "Flatten") == 0)
         return visit_flatten(c, n, ck);
-    if (strcmp(op, "Reshape") == 0)
-        return visit_reshape(c, n, ck);
+    if (strcmp(op, "LayerNormalization") == 0) {
+        int r = value_rank(n->inputs[0]);
+        int64_t from = joule_attr_int(n, "axis", -1);
+        if (r > 0 && from < 0)
+            from += r;
+        if (r > 0 && from >= 0 && ck.axis >= from) {
+            block(c, ck.space, n, "its mean and variance span the channel axis, so removing "
+                                  "channels would change them");
+            return JOULE_OK;
+        }
+    }
     block(c, ck.space, n, "channel pruning does not follow this op");
     return JOULE_OK;
 }
@@ -601,7 +853,7 @@ static joule_status visit_producer(ctx *c, joule_node *n)
     if (st)
         return st;
     char lb[160];
-    if ((st = add_edit(c, s, (edit){ED_OUT, n, 1, w_axis, 1, false})))
+    if ((st = add_edit(c, s, (edit){ED_OUT, n, 1, w_axis, 1, false, 0})))
         return st;
     if (out_axis < 0)
         block(c, s, n, "its output rank is unknown");
@@ -619,12 +871,12 @@ static joule_status visit_producer(ctx *c, joule_node *n)
         else if (b && b->count == 1)
             ba = -2; /* a broadcast scalar: nothing to cut */
         if (ba >= 0)
-            st = add_edit(c, s, (edit){ED_PARAM, n, 2, ba, 1, true});
+            st = add_edit(c, s, (edit){ED_PARAM, n, 2, ba, 1, true, 0});
         else if (ba == -1)
             block(c, s, n, "its bias is not a per-channel constant");
     }
     if (!st)
-        put(c, n->outputs[0], (carrier){s, out_axis < 0 ? 0 : out_axis, 1});
+        put(c, n->outputs[0], (carrier){s, out_axis < 0 ? 0 : out_axis, 1, -1});
     return st;
 }
 
@@ -737,8 +989,8 @@ static bool keeps_zero(ctx *c, const space *s, const edit *e, int64_t ch)
     const joule_node *n = e->node;
     const char *op = n->op_type;
     if (in_list(op, zero_to_zero_unary) || in_list(op, pool_ops) || !strcmp(op, "Flatten") ||
-        !strcmp(op, "Reshape"))
-        return true;
+        !strcmp(op, "Reshape") || !strcmp(op, "Transpose") || !strcmp(op, "MatMul"))
+        return true; /* MatMul: attn @ v with v's column zero */
     if (!strcmp(op, "BatchNormalization")) { /* shift = B - scale * mean / sqrt(var + eps) */
         const joule_tensor *sc = cz_const(c->g, n->inputs[1]), *b = cz_const(c->g, n->inputs[2]);
         const joule_tensor *mu = cz_const(c->g, n->inputs[3]), *var = cz_const(c->g, n->inputs[4]);
@@ -782,7 +1034,8 @@ static bool keeps_zero(ctx *c, const space *s, const edit *e, int64_t ch)
     return true;
 }
 
-/* Chooses the channels to drop in space s; *n_drop 0 means none. */
+/* Chooses the channels to drop in space s (drop has 2 * C entries: the second half is scratch);
+ * *n_drop 0 means none. */
 static joule_status choose(ctx *c, space *s, bool *drop, int64_t *n_drop)
 {
     int64_t C = s->C;
@@ -801,11 +1054,15 @@ static joule_status choose(ctx *c, space *s, bool *drop, int64_t *n_drop)
     bool l2 = c->o->norm == JOULE_CHANNEL_L2;
     /* Tied producers can differ a lot in fan-in (a 1x3x3 stem conv next to a 48-input 1x1
      * conv): each producer's norms are divided by their mean before they are added, so every
-     * producer has the same say. */
+     * producer has the same say. Attention heads (ranking, not zero_only) also count the
+     * readers' rows: v's channel reaches the output only through the projection's row. */
+    bool readers = s->heads > 1 && !c->o->zero_only;
     for (size_t i = 0; i < s->n_edits; i++) {
         const edit *e = &s->edits[i];
         const joule_tensor *t = cz_const(c->g, e->node->inputs[e->input]);
-        if (e->kind == ED_OUT) {
+        if (e->kind == ED_OUT ||
+            (readers && e->kind == ED_IN && t && cz_float_dtype(t->dtype) && e->block == 1 &&
+             t->dims[e->axis] == C)) {
             memset(one, 0, (size_t)C * sizeof *one);
             accumulate(t, e->axis, C, l2, one);
             double mean = 0;
@@ -820,31 +1077,46 @@ static joule_status choose(ctx *c, space *s, bool *drop, int64_t *n_drop)
             accumulate(t, e->axis, C, true, bias);
         }
     }
+    /* Attention heads (H > 1) each lose the same number of channels, chosen within the head;
+     * otherwise H = 1 and the head is the whole space. */
+    int64_t H = s->heads > 1 && C % s->heads == 0 ? s->heads : 1, hd = C / H;
     if (c->o->zero_only) {
-        for (int64_t ch = 0; ch < C; ch++) {
-            bool dead = imp[ch] == 0 && bias[ch] == 0;
-            for (size_t i = 0; i < s->n_edits && dead; i++)
-                if (s->edits[i].kind == ED_PASS)
-                    dead = keeps_zero(c, s, &s->edits[i], ch);
-            if (dead) {
-                drop[ch] = true;
-                ++*n_drop;
+        int64_t k = hd - 1; /* the fewest dead channels of any head; keep one per head */
+        bool *dead = drop + C; /* scratch: apply_space allocates 2 * C */
+        for (int64_t h = 0; h < H; h++) {
+            int64_t n = 0;
+            for (int64_t ch = h * hd; ch < (h + 1) * hd; ch++) {
+                dead[ch] = imp[ch] == 0 && bias[ch] == 0;
+                for (size_t i = 0; i < s->n_edits && dead[ch]; i++)
+                    if (s->edits[i].kind == ED_PASS)
+                        dead[ch] = keeps_zero(c, s, &s->edits[i], ch);
+                n += dead[ch];
             }
+            if (n < k)
+                k = n;
         }
-        if (*n_drop == C) { /* keep one so the graph keeps its shapes valid */
-            drop[C - 1] = false;
-            --*n_drop;
-        }
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t ch = h * hd, n = 0; ch < (h + 1) * hd && n < k; ch++)
+                if (dead[ch]) {
+                    drop[ch] = true;
+                    n++;
+                }
+        *n_drop = k * H;
     } else {
-        int64_t k = llround(c->o->ratio * (double)C);
-        if (k >= C)
-            k = C - 1;
-        for (int64_t ch = 0; ch < C; ch++)
-            order[ch] = (size_t)ch;
-        qsort_r(order, (size_t)C, sizeof *order, cmp_rank, imp);
-        for (int64_t i = 0; i < k; i++)
-            drop[order[i]] = true;
-        *n_drop = k > 0 ? k : 0;
+        int64_t k = llround(c->o->ratio * (double)hd);
+        if (k >= hd)
+            k = hd - 1;
+        if (k < 0)
+            k = 0;
+        for (int64_t h = 0; h < H; h++) {
+            size_t *ord = order + h * hd;
+            for (int64_t i = 0; i < hd; i++)
+                ord[i] = (size_t)(h * hd + i);
+            qsort_r(ord, (size_t)hd, sizeof *ord, cmp_rank, imp);
+            for (int64_t i = 0; i < k; i++)
+                drop[ord[i]] = true;
+        }
+        *n_drop = k * H;
     }
     free(imp);
     free(bias);
@@ -858,7 +1130,7 @@ static joule_status apply_space(ctx *c, space *s, joule_report *r)
     int64_t C = s->C;
     if (C < 1)
         return JOULE_OK;
-    bool *drop = calloc((size_t)(C > 0 ? C : 1), sizeof *drop);
+    bool *drop = calloc(2 * (size_t)C, sizeof *drop);
     if (!drop)
         return joule_fail(c->err, JOULE_ERR_NOMEM, "prune_channels: out of memory");
     int64_t n_drop = 0;
@@ -882,7 +1154,7 @@ static joule_status apply_space(ctx *c, space *s, joule_report *r)
                 if (!st && !d)
                     st = joule_fail(c->err, JOULE_ERR_NOMEM, "prune_channels: out of memory");
                 if (!st)
-                    d[e->axis] = (C - n_drop) * e->block;
+                    d[e->axis] = (C - n_drop) * e->block / (e->heads > 1 ? e->heads : 1);
             } else {
                 st = slice_input(c, n, e->input, e->axis, drop, C, e->block);
                 if (!st && e->kind == ED_DW)
@@ -892,13 +1164,19 @@ static joule_status apply_space(ctx *c, space *s, joule_report *r)
         if (st || (e->kind != ED_OUT && e->kind != ED_IN && e->kind != ED_DW))
             continue;
         const joule_tensor *nt = cz_const(c->g, n->inputs[e->input]);
-        char lb[160], note[768];
+        char lb[160], note[768], heads[96] = "";
+        if (s->heads > 1)
+            snprintf(heads, sizeof heads, ", %lld in each of %lld attention heads",
+                     (long long)(n_drop / s->heads), (long long)s->heads);
         if (e->kind == ED_OUT)
-            snprintf(note, sizeof note, "removed %lld of %lld output channels (%s norm)%s%s%s",
+            snprintf(note, sizeof note, "removed %lld of %lld output channels (%s norm%s)%s%s%s",
                      (long long)n_drop, (long long)C, c->o->norm == JOULE_CHANNEL_L2 ? "L2" : "L1",
-                     strchr(producers, ',') ? "; the same channels in all of " : "",
+                     heads, strchr(producers, ',') ? "; the same channels in all of " : "",
                      strchr(producers, ',') ? producers : "",
-                     strchr(producers, ',') ? " (tied by residual adds)" : "");
+                     !strchr(producers, ',') ? ""
+                     : s->by_dot && s->by_add ? " (tied by residual adds and the attention q.k)"
+                     : s->by_dot ? " (tied: they meet in the attention dot product q.k)"
+                                 : " (tied by residual adds)");
         else
             snprintf(note, sizeof note, "%s: removed %lld of %lld %schannels to follow %s",
                      e->kind == ED_DW ? "depthwise" : "reader", (long long)n_drop, (long long)C,
