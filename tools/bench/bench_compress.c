@@ -1,5 +1,8 @@
 /* tools/bench/bench_compress.c: speed of compression (GitHub issue 4), one step per process so
  * that peak RSS belongs to that step alone. Driven by tools/bench-compress.
+ *   bench_compress gen DIR PARAMS                write DIR/big.onnx (+ .data): a chain of MatMuls
+ *                                                over 4096x4096 float32 weights, PARAMS in all,
+ *                                                every layer different (see gen below)
  *   bench_compress loadsave MODEL OUT            load, then save with external data
  *   bench_compress compress MODEL OUT [SPARSITY] load, the pipeline's "prune" (unstructured,
  *                                                per layer, default 0.5) and "int8_dynamic"
@@ -8,6 +11,7 @@
  *                                                with one engine thread; prints the
  *                                                calibration stats
  * Each step prints one line of key=value pairs, starting with the step's name. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +54,94 @@ static long long file_bytes(const char *path)
     if (n >= 0 && stat(data, &sb) == 0)
         n += (long long)sb.st_size;
     return n;
+}
+
+/* A chain of MatMuls over 4096-wide float32 weights, PARAMS weights in all. Unlike
+ * bench_formats' generator (16-bit values from an LCG's low bits, whose period 2^24 makes every
+ * 4096x4096 layer the same, so cleanup's dedup folds the model into one layer), each weight is a
+ * continuous, roughly normal value (sum of four uniforms from xorshift64*, std 1/64 as for a
+ * 4096-input layer), so layers differ and magnitudes rarely tie, as in trained models. */
+static int gen(const char *dir, long long params)
+{
+    joule_error err;
+    joule_model *m;
+    if (joule_model_new(17, &m, &err))
+        return fail(&err);
+    joule_graph *g = m->graph;
+    const int64_t width = 4096;
+    long long layers = params / (width * width);
+    if (layers < 1)
+        layers = 1;
+    joule_value *x;
+    if (joule_graph_value(g, "x", &x, &err) || joule_graph_add_input(g, x, &err)) {
+        joule_model_free(m);
+        return fail(&err);
+    }
+    x->dtype = JOULE_F32;
+    x->shape.rank = 2;
+    x->shape.dims[0].size = 1;
+    x->shape.dims[1].size = width;
+    char prev[64] = "x";
+    uint64_t state = 0x9e3779b97f4a7c15ull;
+    for (long long l = 0; l < layers; l++) {
+        char wname[64], yname[64];
+        snprintf(wname, sizeof wname, "w%lld", l);
+        snprintf(yname, sizeof yname, "y%lld", l);
+        joule_tensor *t;
+        int64_t dims[2] = {width, width};
+        if (joule_tensor_new(JOULE_F32, 2, dims, &t, &err)) {
+            joule_model_free(m);
+            return fail(&err);
+        }
+        float *p = joule_tensor_mutable_data(t);
+        if (!p) {
+            joule_tensor_free(t);
+            joule_model_free(m);
+            fprintf(stderr, "bench_compress: out of memory for layer %lld\n", l);
+            return 1;
+        }
+        for (size_t i = 0; i < t->count; i++) {
+            double sum = 0;
+            for (int k = 0; k < 4; k++) {
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                sum += (double)((state * 0x2545f4914f6cdd1dull) >> 11) * 0x1p-53;
+            }
+            /* Irwin-Hall(4): mean 2, variance 1/3 */
+            p[i] = (float)((sum - 2.0) * 1.7320508075688772 / 64.0);
+        }
+        joule_value *w;
+        if (joule_graph_value(g, wname, &w, &err) || joule_graph_set_initializer(g, w, t, &err)) {
+            joule_model_free(m);
+            return fail(&err);
+        }
+        const char *in[2] = {prev, wname};
+        const char *out[1] = {yname};
+        joule_node *n;
+        if (joule_node_create(g, "MatMul", "", yname, 2, in, 1, out, &n, &err) ||
+            joule_graph_insert_before(g, n, NULL, &err)) {
+            joule_model_free(m);
+            return fail(&err);
+        }
+        snprintf(prev, sizeof prev, "%s", yname);
+    }
+    joule_value *y = joule_graph_find_value(g, prev);
+    if (!y || joule_graph_add_output(g, y, &err)) {
+        joule_model_free(m);
+        return y ? fail(&err) : 1;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/big.onnx", dir);
+    joule_save_options o = {.external_data = true};
+    double t0 = now();
+    if (joule_model_save(m, path, &o, &err)) {
+        joule_model_free(m);
+        return fail(&err);
+    }
+    printf("gen seconds=%.3f params=%lld path=%s\n", now() - t0, layers * width * width, path);
+    joule_model_free(m);
+    return 0;
 }
 
 static int loadsave(const char *in, const char *out)
@@ -176,6 +268,8 @@ static int calib(const char *model, const char *data, long long items, const cha
 
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "gen") == 0)
+        return gen(argv[2], atoll(argv[3]));
     if (argc == 4 && strcmp(argv[1], "loadsave") == 0)
         return loadsave(argv[2], argv[3]);
     if ((argc == 4 || argc == 5) && strcmp(argv[1], "compress") == 0) {
@@ -192,7 +286,8 @@ int main(int argc, char **argv)
     }
     if (argc == 6 && strcmp(argv[1], "calib") == 0)
         return calib(argv[2], argv[3], atoll(argv[4]), argv[5]);
-    fprintf(stderr, "usage: bench_compress loadsave MODEL OUT | compress MODEL OUT [SPARSITY] | "
+    fprintf(stderr, "usage: bench_compress gen DIR PARAMS | loadsave MODEL OUT | "
+                    "compress MODEL OUT [SPARSITY] | "
                     "calib MODEL DATA ITEMS minmax|percentile|entropy|mse\n");
     return 2;
 }
