@@ -2,7 +2,8 @@
  * the tensors to observe as extra graph outputs; batches from the calibration data stream
  * through joule's engine; per tensor only a running minimum/maximum (first pass) and a
  * fixed-range 2048-bin histogram (second pass, for percentile/entropy/MSE) are kept, so memory
- * does not grow with the data set. */
+ * does not grow with the data set. jq_stream is the same driver for other passes: it hands every
+ * batch's observed tensors to a callback (pruning's bias correction keeps per-channel sums). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,7 +141,7 @@ static void shape_str(int rank, const int64_t *dims, char *buf, size_t size)
 }
 
 /* The copy of m that calibration runs: the observed tensors become graph outputs. */
-static joule_status observer_model(const joule_model *m, const jq_calib_tensor *t, size_t n,
+static joule_status observer_model(const joule_model *m, const char *const *names, size_t n,
                                    joule_model **out, joule_error *err)
 {
     *out = NULL;
@@ -155,10 +156,10 @@ static joule_status observer_model(const joule_model *m, const jq_calib_tensor *
         return st;
     joule_graph *g = (*out)->graph;
     for (size_t i = 0; i < n && !st; i++) {
-        joule_value *v = joule_graph_find_value(g, t[i].name);
+        joule_value *v = joule_graph_find_value(g, names[i]);
         if (!v)
             st = joule_fail(err, JOULE_ERR_NOT_FOUND, "calibration: tensor '%s' not in the model",
-                            t[i].name);
+                            names[i]);
         else if (!(v->flags & JOULE_VALUE_INPUT))
             st = joule_graph_add_output(g, v, err);
     }
@@ -169,42 +170,45 @@ static joule_status observer_model(const joule_model *m, const jq_calib_tensor *
     return st;
 }
 
-typedef struct obs {
-    size_t out_index; /* session output, or SIZE_MAX for the fed input itself */
-    jq_hist h;
-    double min, max;
-    bool abs;
-} obs;
+/* The data source, the observing copy of the model and its session, and where each observed
+ * tensor comes from (a session output, or SIZE_MAX for the fed input itself). */
+typedef struct runner {
+    source src;
+    joule_model *cm;
+    joule_session *s;
+    const joule_value *in;
+    size_t batch;
+    bool fixed; /* the model's batch size is fixed: partial batches are left out */
+    size_t n;
+    size_t *out_index;
+} runner;
 
-static const float *obs_data(const joule_session *s, const obs *o, const joule_tensor *x,
-                             size_t *count)
+static void runner_close(runner *r)
 {
-    const joule_tensor *t = o->out_index == SIZE_MAX ? x : joule_session_output(s, o->out_index);
-    *count = t->count;
-    return t->data;
+    free(r->out_index);
+    joule_session_free(r->s);
+    joule_model_free(r->cm);
+    source_close(&r->src);
+    memset(r, 0, sizeof *r);
 }
 
-joule_status jq_calibrate(const joule_model *m, const joule_static_options *o,
-                          jq_calib_tensor *t, size_t n, joule_calib_stats *stats,
-                          joule_error *err)
+static joule_status runner_open(runner *r, const joule_model *m, const joule_static_options *o,
+                                const char *const *names, size_t n, joule_error *err)
 {
-    double t0 = now_s();
-    source src;
-    joule_status st = source_open(&src, o, err);
+    memset(r, 0, sizeof *r);
+    joule_status st = source_open(&r->src, o, err);
     if (st)
         return st;
-    joule_model *cm = NULL;
-    joule_session *s = NULL;
-    obs *ob = calloc(n ? n : 1, sizeof *ob);
-    size_t batch = o->batch ? o->batch : 64;
-    if (!ob) {
+    r->batch = o->batch ? o->batch : 64;
+    r->n = n;
+    if (!(r->out_index = calloc(n ? n : 1, sizeof *r->out_index))) {
         st = joule_fail(err, JOULE_ERR_NOMEM, "calibration: out of memory");
-        goto done;
+        goto fail;
     }
-    if ((st = observer_model(m, t, n, &cm, err)))
-        goto done;
+    if ((st = observer_model(m, names, n, &r->cm, err)))
+        goto fail;
     /* the one fed input, and its shape against the data's */
-    const joule_graph *g = cm->graph;
+    const joule_graph *g = r->cm->graph;
     const joule_value *in = NULL;
     size_t n_fed = 0;
     for (size_t i = 0; i < g->n_inputs; i++)
@@ -215,77 +219,164 @@ joule_status jq_calibrate(const joule_model *m, const joule_static_options *o,
     if (n_fed != 1) {
         st = joule_fail(err, JOULE_ERR_UNSUPPORTED,
                         "calibration: the model takes %zu inputs; calibration data feeds one", n_fed);
-        goto done;
+        goto fail;
     }
     if (in->dtype != JOULE_F32) {
         st = joule_fail(err, JOULE_ERR_UNSUPPORTED, "calibration: input '%s' is %s, not float32",
                         in->name, joule_dtype_name(in->dtype));
-        goto done;
+        goto fail;
     }
+    r->in = in;
     char ds[128], ms[128];
-    shape_str(src.item_rank, src.item_dims, ds, sizeof ds);
+    shape_str(r->src.item_rank, r->src.item_dims, ds, sizeof ds);
     joule_shape_format(&in->shape, ms, sizeof ms);
-    bool fits = in->shape.rank < 0 || in->shape.rank == src.item_rank + 1;
-    for (int d = 0; fits && in->shape.rank > 0 && d < src.item_rank; d++)
-        if (in->shape.dims[d + 1].size >= 0 && in->shape.dims[d + 1].size != src.item_dims[d])
+    bool fits = in->shape.rank < 0 || in->shape.rank == r->src.item_rank + 1;
+    for (int d = 0; fits && in->shape.rank > 0 && d < r->src.item_rank; d++)
+        if (in->shape.dims[d + 1].size >= 0 && in->shape.dims[d + 1].size != r->src.item_dims[d])
             fits = false;
     if (!fits) {
         st = joule_fail(err, JOULE_ERR_INVALID,
-                        "%s: items of shape %s do not fit model input '%s' %s", src.label, ds,
+                        "%s: items of shape %s do not fit model input '%s' %s", r->src.label, ds,
                         in->name, ms);
-        goto done;
+        goto fail;
     }
     /* a model with a fixed batch size gets batches of exactly that size (a last partial one
      * is left out) */
-    bool fixed = in->shape.rank > 0 && in->shape.dims[0].size > 0;
-    if (fixed)
-        batch = (size_t)in->shape.dims[0].size;
+    r->fixed = in->shape.rank > 0 && in->shape.dims[0].size > 0;
+    if (r->fixed)
+        r->batch = (size_t)in->shape.dims[0].size;
     joule_input_shape shape = {.name = in->name};
-    shape.shape.rank = src.item_rank + 1;
-    shape.shape.dims[0].size = (int64_t)batch;
-    for (int d = 0; d < src.item_rank; d++)
-        shape.shape.dims[d + 1].size = src.item_dims[d];
+    shape.shape.rank = r->src.item_rank + 1;
+    shape.shape.dims[0].size = (int64_t)r->batch;
+    for (int d = 0; d < r->src.item_rank; d++)
+        shape.shape.dims[d + 1].size = r->src.item_dims[d];
     joule_session_options so = {.backend = JOULE_BACKEND_CPU, .threads = o->threads,
                                 .input_shapes = &shape, .n_input_shapes = 1};
-    if ((st = joule_session_create(cm, &so, &s, err)))
-        goto done;
+    if ((st = joule_session_create(r->cm, &so, &r->s, err)))
+        goto fail;
     for (size_t i = 0; i < n; i++) {
-        ob[i].out_index = SIZE_MAX;
-        ob[i].min = INFINITY;
-        ob[i].max = -INFINITY;
-        if (strcmp(t[i].name, in->name) == 0)
+        r->out_index[i] = SIZE_MAX;
+        if (strcmp(names[i], in->name) == 0)
             continue;
-        for (size_t k = 0; k < joule_session_n_outputs(s); k++)
-            if (strcmp(joule_session_output_value(s, k)->name, t[i].name) == 0)
-                ob[i].out_index = k;
-        if (ob[i].out_index == SIZE_MAX) {
+        for (size_t k = 0; k < joule_session_n_outputs(r->s); k++)
+            if (strcmp(joule_session_output_value(r->s, k)->name, names[i]) == 0)
+                r->out_index[i] = k;
+        if (r->out_index[i] == SIZE_MAX) {
             st = joule_fail(err, JOULE_ERR_NOT_FOUND, "calibration: cannot observe '%s'",
-                            t[i].name);
-            goto done;
+                            names[i]);
+            goto fail;
         }
     }
+    return JOULE_OK;
+fail:
+    runner_close(r);
+    return st;
+}
+
+/* Runs the next batch; *x is NULL at the end of the data. */
+static joule_status runner_next(runner *r, const joule_tensor **x, joule_error *err)
+{
+    for (;;) {
+        joule_status st = source_next(&r->src, r->batch, x, err);
+        if (st || !*x)
+            return st;
+        if (r->fixed && (size_t)(*x)->dims[0] != r->batch)
+            continue;
+        const joule_tensor *ins[1] = {*x};
+        return joule_session_run(r->s, ins, 1, err);
+    }
+}
+
+/* Observed tensor i of the last batch x. */
+static const joule_tensor *runner_tensor(const runner *r, size_t i, const joule_tensor *x)
+{
+    return r->out_index[i] == SIZE_MAX ? x : joule_session_output(r->s, r->out_index[i]);
+}
+
+/* The error for a pass that saw no items. */
+static joule_status runner_empty(const runner *r, joule_error *err)
+{
+    if (r->fixed && r->src.served > 0)
+        return joule_fail(err, JOULE_ERR_INVALID,
+                          "%s: %zu items, fewer than the model's fixed batch of %zu", r->src.label,
+                          r->src.served, r->batch);
+    return joule_fail(err, JOULE_ERR_INVALID, "%s: the calibration set is empty", r->src.label);
+}
+
+joule_status jq_stream(const joule_model *m, const joule_static_options *o,
+                       const char *const *names, size_t n, jq_visit_fn visit, void *ctx,
+                       size_t *items, joule_error *err)
+{
+    *items = 0;
+    runner r;
+    joule_status st = runner_open(&r, m, o, names, n, err);
+    if (st)
+        return st;
+    const joule_tensor **outs = calloc(n ? n : 1, sizeof *outs);
+    if (!outs)
+        st = joule_fail(err, JOULE_ERR_NOMEM, "calibration: out of memory");
+    if (!st)
+        st = source_rewind(&r.src, err);
+    while (!st) {
+        const joule_tensor *x;
+        if ((st = runner_next(&r, &x, err)) || !x)
+            break;
+        for (size_t i = 0; i < n; i++)
+            outs[i] = runner_tensor(&r, i, x);
+        *items += (size_t)x->dims[0];
+        st = visit(ctx, outs, n, err);
+    }
+    if (!st && *items == 0)
+        st = runner_empty(&r, err);
+    free(outs);
+    runner_close(&r);
+    return st;
+}
+
+typedef struct obs {
+    jq_hist h;
+    double min, max;
+} obs;
+
+joule_status jq_calibrate(const joule_model *m, const joule_static_options *o,
+                          jq_calib_tensor *t, size_t n, joule_calib_stats *stats,
+                          joule_error *err)
+{
+    double t0 = now_s();
+    runner rn;
+    memset(&rn, 0, sizeof rn);
+    joule_status st;
+    obs *ob = calloc(n ? n : 1, sizeof *ob);
+    const char **names = calloc(n ? n : 1, sizeof *names);
+    if (!ob || !names) {
+        free(ob);
+        free(names);
+        return joule_fail(err, JOULE_ERR_NOMEM, "calibration: out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        names[i] = t[i].name;
+        ob[i].min = INFINITY;
+        ob[i].max = -INFINITY;
+    }
+    if ((st = runner_open(&rn, m, o, names, n, err)))
+        goto done;
 
     /* pass 1: ranges */
     size_t items = 0;
-    if ((st = source_rewind(&src, err)))
+    if ((st = source_rewind(&rn.src, err)))
         goto done;
     for (;;) {
         const joule_tensor *x;
-        if ((st = source_next(&src, batch, &x, err)))
+        if ((st = runner_next(&rn, &x, err)))
             goto done;
         if (!x)
             break;
-        if (fixed && (size_t)x->dims[0] != batch)
-            continue;
-        const joule_tensor *ins[1] = {x};
-        if ((st = joule_session_run(s, ins, 1, err)))
-            goto done;
         items += (size_t)x->dims[0];
         for (size_t i = 0; i < n; i++) {
-            size_t c;
-            const float *p = obs_data(s, &ob[i], x, &c);
+            const joule_tensor *ot = runner_tensor(&rn, i, x);
+            const float *p = ot->data;
             double lo = ob[i].min, hi = ob[i].max;
-            for (size_t k = 0; k < c; k++) {
+            for (size_t k = 0; k < ot->count; k++) {
                 float v = p[k];
                 if (v < lo && isfinite(v))
                     lo = v;
@@ -297,13 +388,7 @@ joule_status jq_calibrate(const joule_model *m, const joule_static_options *o,
         }
     }
     if (items == 0) {
-        if (fixed && src.served > 0)
-            st = joule_fail(err, JOULE_ERR_INVALID,
-                            "%s: %zu items, fewer than the model's fixed batch of %zu", src.label,
-                            src.served, batch);
-        else
-            st = joule_fail(err, JOULE_ERR_INVALID, "%s: the calibration set is empty",
-                            src.label);
+        st = runner_empty(&rn, err);
         goto done;
     }
     int passes = 1;
@@ -317,23 +402,17 @@ joule_status jq_calibrate(const joule_model *m, const joule_static_options *o,
             if ((st = jq_hist_init(&ob[i].h, lo, hi, abs, JQ_HIST_BINS, err)))
                 goto done;
         }
-        if ((st = source_rewind(&src, err)))
+        if ((st = source_rewind(&rn.src, err)))
             goto done;
         for (;;) {
             const joule_tensor *x;
-            if ((st = source_next(&src, batch, &x, err)))
+            if ((st = runner_next(&rn, &x, err)))
                 goto done;
             if (!x)
                 break;
-            if (fixed && (size_t)x->dims[0] != batch)
-                continue;
-            const joule_tensor *ins[1] = {x};
-            if ((st = joule_session_run(s, ins, 1, err)))
-                goto done;
             for (size_t i = 0; i < n; i++) {
-                size_t c;
-                const float *p = obs_data(s, &ob[i], x, &c);
-                jq_hist_add(&ob[i].h, p, c);
+                const joule_tensor *ot = runner_tensor(&rn, i, x);
+                jq_hist_add(&ob[i].h, ot->data, ot->count);
             }
         }
     }
@@ -368,11 +447,10 @@ joule_status jq_calibrate(const joule_model *m, const joule_static_options *o,
             stats->seconds > 0 ? (double)(items * (size_t)passes) / stats->seconds : 0;
     }
 done:
-    for (size_t i = 0; ob && i < n; i++)
+    for (size_t i = 0; i < n; i++)
         jq_hist_free(&ob[i].h);
     free(ob);
-    joule_session_free(s);
-    joule_model_free(cm);
-    source_close(&src);
+    free(names);
+    runner_close(&rn);
     return st;
 }

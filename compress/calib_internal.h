@@ -70,4 +70,16 @@ joule_status jq_calibrate(const joule_model *m, const joule_static_options *o,
                           jq_calib_tensor *t, size_t n, joule_calib_stats *stats,
                           joule_error *err);
 
+/* Called once per batch with outs[i] the batch's value of names[i] (valid during the call). */
+typedef joule_status (*jq_visit_fn)(void *ctx, const joule_tensor *const *outs, size_t n,
+                                    joule_error *err);
+
+/* The streaming driver on its own: runs a private copy of m (names as extra graph outputs) over
+ * the calibration data of o (source, limit, batch, threads; the method fields are not read) and
+ * calls visit after every batch. *items: items seen. Same refusals as jq_calibrate, all before
+ * the first visit: no data source, item shape, empty set, other than one fed float32 input. */
+joule_status jq_stream(const joule_model *m, const joule_static_options *o,
+                       const char *const *names, size_t n, jq_visit_fn visit, void *ctx,
+                       size_t *items, joule_error *err);
+
 #endif
