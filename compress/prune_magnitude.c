@@ -4,7 +4,10 @@
  * the floats: a histogram of the top 16 bits, then of the low 16 bits inside the bucket that holds
  * it), streaming over the weights with no scratch copy; ties at the threshold go to the lowest
  * indices first, so exactly round(sparsity * n) weights end zero and every run gives the same
- * result. */
+ * result. Large float32 tensors (PAR_MIN elements and up) are shared out among OpenMP threads in
+ * blocks: the histograms (per-thread bins, added up), and one pass that copies borrowed weights,
+ * zeroes them and counts the zeros for the report; the output does not depend on the thread
+ * count. */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -13,8 +16,13 @@
 #include <string.h>
 
 #include "compress/compress_internal.h"
+#include "config.h"
 #include "formats/ops/ops.h"
 #include "joule/prune.h"
+
+#if HAVE_OPENMP
+#include <omp.h>
+#endif
 
 #define PASS "prune"
 
@@ -76,7 +84,8 @@ typedef struct layer {
     /* N:M geometry: line r, position k -> element base(r) + k * kstride, where
      * base(r) = (r / per_batch) * batch_stride + (r % per_batch) * line_stride */
     size_t lines, k_len, kstride, per_batch, batch_stride, line_stride;
-    uint64_t zeros_before;
+    /* zeros before and after pruning; UINT64_MAX: not counted yet (cz_zeros when reported) */
+    uint64_t zeros_before, zeros_after;
     char how[192];
 } layer;
 
@@ -159,77 +168,189 @@ static void prune_nm(layer *L, joule_tensor *t, void *data, int N, int M)
 
 /* Order-preserving key of a magnitude: the bits of |v| (NaN as +inf, as magnitude() does).
  * Non-negative floats compare like their bit patterns read as unsigned integers. */
-static inline uint32_t mag_key(float v)
+static inline uint32_t key_bits(uint32_t u)
 {
-    uint32_t u;
-    memcpy(&u, &v, sizeof u);
     u &= 0x7fffffffu;
     return u > 0x7f800000u ? 0x7f800000u : u;
 }
 
-#define KEY_CHUNK 4096
-
-/* Keys of t's elements [from, from + n), n <= KEY_CHUNK. */
-static void mag_keys(const joule_tensor *t, size_t from, size_t n, uint32_t *keys)
+static inline uint32_t mag_key(float v)
 {
-    if (t->dtype == JOULE_F32) {
-        const float *p = (const float *)t->data + from;
-        for (size_t i = 0; i < n; i++)
-            keys[i] = mag_key(p[i]);
-    } else {
-        for (size_t i = 0; i < n; i++)
-            keys[i] = mag_key(magnitude(t, from + i));
-    }
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return key_bits(u);
 }
 
-/* hist[key >> 16] counts for every key (high == UINT32_MAX), or hist[key & 0xffff] for the keys
- * whose top 16 bits are `high`. */
-static void key_histogram(layer **ls, size_t n, uint32_t high, uint64_t *hist)
+/* Tensors are walked in blocks of KEY_CHUNK elements: the unit of work of a thread, and of the
+ * tie bookkeeping below. */
+#define KEY_CHUNK 4096
+/* Fewer elements than this in a tensor: one thread (a team costs more than it saves). */
+#define PAR_MIN ((size_t)1 << 16)
+
+static size_t n_blocks(size_t count)
 {
-    uint32_t keys[KEY_CHUNK];
-    for (size_t i = 0; i < n; i++) {
-        const joule_tensor *t = ls[i]->w->data;
-        for (size_t e = 0; e < t->count; e += KEY_CHUNK) {
-            size_t c = t->count - e < KEY_CHUNK ? t->count - e : KEY_CHUNK;
-            mag_keys(t, e, c, keys);
-            if (high == UINT32_MAX) {
-                for (size_t j = 0; j < c; j++)
-                    hist[keys[j] >> 16]++;
-            } else {
-                for (size_t j = 0; j < c; j++)
-                    if (keys[j] >> 16 == high)
-                        hist[keys[j] & 0xffffu]++;
-            }
+    return count / KEY_CHUNK + (count % KEY_CHUNK != 0);
+}
+
+/* Threads for a tensor of count elements: 1 below PAR_MIN, else at most max_threads. */
+static int threads_for(size_t count, int max_threads)
+{
+    return count < PAR_MIN ? 1 : max_threads;
+}
+
+/* Keys of t's elements [from, from + n), n <= KEY_CHUNK; returns how many are zero (+0 or -0:
+ * key 0; for float32 exactly what cz_zeros counts). */
+static uint64_t mag_keys(const joule_tensor *t, size_t from, size_t n, uint32_t *keys)
+{
+    uint64_t zeros = 0;
+    if (t->dtype == JOULE_F32) {
+        const unsigned char *p = (const unsigned char *)t->data + from * sizeof(float);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, p + i * sizeof u, sizeof u);
+            keys[i] = key_bits(u);
+            zeros += keys[i] == 0;
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            keys[i] = mag_key(magnitude(t, from + i));
+            zeros += keys[i] == 0;
         }
     }
+    return zeros;
+}
+
+/* Over blocks [b0, b1) of t: hist[key >> 16] counts for every key (high == UINT32_MAX), or
+ * hist[key & 0xffff] for the keys whose top 16 bits are `high`. Returns the zero keys seen. */
+static uint64_t hist_blocks(const joule_tensor *t, size_t b0, size_t b1, uint32_t high,
+                           uint64_t *hist)
+{
+    uint32_t keys[KEY_CHUNK];
+    uint64_t zeros = 0;
+    for (size_t b = b0; b < b1; b++) {
+        size_t e = b * KEY_CHUNK;
+        size_t c = t->count - e < KEY_CHUNK ? t->count - e : KEY_CHUNK;
+        zeros += mag_keys(t, e, c, keys);
+        if (high == UINT32_MAX) {
+            for (size_t j = 0; j < c; j++)
+                hist[keys[j] >> 16]++;
+        } else {
+            for (size_t j = 0; j < c; j++)
+                if (keys[j] >> 16 == high)
+                    hist[keys[j] & 0xffffu]++;
+        }
+    }
+    return zeros;
+}
+
+/* Adds t's keys to hist (see hist_blocks), with nt threads: each counts its share of the blocks
+ * into its own bins (thread 0 into hist, the others into spare, (nt - 1) x 65536 zeroed bins),
+ * merged afterwards. Counts add up the same in any order, so the result does not depend on nt.
+ * Returns the zero keys seen. */
+static uint64_t histogram(const joule_tensor *t, uint32_t high, uint64_t *hist, uint64_t *spare,
+                          int nt)
+{
+    size_t nb = n_blocks(t->count);
+#if HAVE_OPENMP
+    if (nt > 1) {
+        uint64_t zeros = 0;
+#pragma omp parallel num_threads(nt) reduction(+ : zeros)
+        {
+            size_t id = (size_t)omp_get_thread_num(), k = (size_t)omp_get_num_threads();
+            uint64_t *h = id ? spare + (id - 1) * 65536 : hist;
+            zeros += hist_blocks(t, nb * id / k, nb * (id + 1) / k, high, h);
+        }
+        for (int i = 0; i < nt - 1; i++) {
+            uint64_t *h = spare + (size_t)i * 65536;
+            for (size_t j = 0; j < 65536; j++)
+                hist[j] += h[j];
+            memset(h, 0, 65536 * sizeof *h);
+        }
+        return zeros;
+    }
+#else
+    (void)spare;
+    (void)nt;
+#endif
+    return hist_blocks(t, 0, nb, high, hist);
+}
+
+/* Blocks [b0, b1) of a float32 tensor of count elements, from src into dst (the same buffer,
+ * or a fresh one: the copy of borrowed weights and the pruning are one pass): magnitudes below
+ * thr become +0, the rest are copied; ties[b] receives block b's magnitudes equal to thr (kept
+ * here; prune_pool zeroes the first of them). Returns the zeros written (+0 or -0). */
+static uint64_t zero_blocks(const unsigned char *src, unsigned char *dst, size_t count, size_t b0,
+                            size_t b1, uint32_t thr, uint32_t *ties)
+{
+    uint64_t zeros = 0;
+    for (size_t b = b0; b < b1; b++) {
+        size_t lo = b * KEY_CHUNK, hi = count - lo < KEY_CHUNK ? count : lo + KEY_CHUNK;
+        uint32_t tie = 0;
+        /* without branches: which half of the weights goes is random */
+        for (size_t e = lo; e < hi; e++) {
+            uint32_t u;
+            memcpy(&u, src + e * sizeof u, sizeof u);
+            uint32_t key = key_bits(u);
+            u &= (uint32_t)0 - (uint32_t)(key >= thr);
+            memcpy(dst + e * sizeof u, &u, sizeof u);
+            zeros += (u & 0x7fffffffu) == 0;
+            tie += key == thr;
+        }
+        ties[b] = tie;
+    }
+    return zeros;
 }
 
 /* Zeroes the k smallest magnitudes over layers[0..n) (one pool), ties by layer order then index.
- * *threshold receives the magnitude at the cut. */
+ * *threshold receives the magnitude at the cut. Counts the zeros of float32 layers on the way
+ * (zeros_before, zeros_after) when it changes them. */
 static joule_status prune_pool(layer **ls, size_t n, uint64_t k, float *threshold, joule_error *err)
 {
     uint64_t total = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         total += ls[i]->w->data->count;
+        ls[i]->zeros_after = UINT64_MAX;
+    }
     *threshold = 0;
     if (k == 0 || total == 0)
         return JOULE_OK;
     if (k > total)
         k = total;
-    uint64_t *hist = malloc(65536 * sizeof *hist);
+    int max_threads = 1;
+#if HAVE_OPENMP
+    max_threads = omp_get_max_threads();
+    if (max_threads > 64)
+        max_threads = 64;
+    if (max_threads < 1)
+        max_threads = 1;
+    bool big = false;
+    for (size_t i = 0; i < n; i++)
+        big |= threads_for(ls[i]->w->data->count, max_threads) > 1;
+    if (!big)
+        max_threads = 1;
+#endif
+    uint64_t *hist = calloc(65536 * (size_t)max_threads, sizeof *hist);
     if (!hist)
         return joule_fail(err, JOULE_ERR_NOMEM, "prune: out of memory for a histogram");
+    uint64_t *spare = hist + 65536;
     /* the (k-1)-th smallest key (0-based): its top 16 bits, then its low 16 bits; `below`
      * counts the keys smaller than what is fixed so far */
     const uint64_t want = k - 1;
     uint64_t below = 0;
-    memset(hist, 0, 65536 * sizeof *hist);
-    key_histogram(ls, n, UINT32_MAX, hist);
+    for (size_t i = 0; i < n; i++) {
+        const joule_tensor *t = ls[i]->w->data;
+        uint64_t z = histogram(t, UINT32_MAX, hist, spare, threads_for(t->count, max_threads));
+        if (t->dtype == JOULE_F32)
+            ls[i]->zeros_before = z;
+    }
     uint32_t hi = 0;
     while (below + hist[hi] <= want)
         below += hist[hi++];
     memset(hist, 0, 65536 * sizeof *hist);
-    key_histogram(ls, n, hi, hist);
+    for (size_t i = 0; i < n; i++) {
+        const joule_tensor *t = ls[i]->w->data;
+        histogram(t, hi, hist, spare, threads_for(t->count, max_threads));
+    }
     uint32_t lo = 0;
     while (below + hist[lo] <= want)
         below += hist[lo++];
@@ -239,27 +360,55 @@ static joule_status prune_pool(layer **ls, size_t n, uint64_t k, float *threshol
     uint64_t quota = k - below;
     for (size_t i = 0; i < n; i++) {
         joule_tensor *t = ls[i]->w->data;
+        if (t->dtype == JOULE_F32) {
+            /* borrowed bytes (a mapped file): the pruned copy is written straight into a new
+             * buffer, which then becomes the tensor's own, as joule_tensor_mutable_data does
+             * after its copy */
+            unsigned char *dst = t->owned;
+            size_t nb = n_blocks(t->count);
+            if (!dst)
+                dst = malloc(t->nbytes ? t->nbytes : 1);
+            uint32_t *ties = malloc((nb ? nb : 1) * sizeof *ties);
+            if (!dst || !ties) {
+                if (dst != t->owned)
+                    free(dst);
+                free(ties);
+                return joule_fail(err, JOULE_ERR_NOMEM, "prune: out of memory copying '%s'",
+                                  ls[i]->w->name);
+            }
+            const unsigned char *src = t->data;
+            uint64_t zeros = 0;
+            int nt = threads_for(t->count, max_threads);
+#if HAVE_OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : zeros) if (nt > 1)
+#endif
+            for (size_t b = 0; b < nb; b++)
+                zeros += zero_blocks(src, dst, t->count, b, b + 1, thr, ties);
+            (void)nt;
+            t->owned = dst;
+            t->data = dst;
+            t->origin = NULL;
+            /* the ties, in index order while the quota lasts (blocks without any are skipped) */
+            float *p = (float *)(void *)dst;
+            for (size_t b = 0; b < nb && quota > 0; b++) {
+                if (!ties[b])
+                    continue;
+                size_t end = t->count - b * KEY_CHUNK < KEY_CHUNK ? t->count : (b + 1) * KEY_CHUNK;
+                for (size_t e = b * KEY_CHUNK; e < end && quota > 0; e++)
+                    if (mag_key(p[e]) == thr) {
+                        zeros += thr != 0; /* a tie at 0 was counted as a zero already */
+                        p[e] = 0.0f;
+                        quota--;
+                    }
+            }
+            free(ties);
+            ls[i]->zeros_after = zeros;
+            continue;
+        }
         void *data = joule_tensor_mutable_data(t);
         if (!data && t->nbytes)
             return joule_fail(err, JOULE_ERR_NOMEM, "prune: out of memory copying '%s'",
                               ls[i]->w->name);
-        if (t->dtype == JOULE_F32) {
-            /* without branches (which half of the weights takes is random), then the ties in
-             * index order while the quota lasts */
-            float *p = data;
-            for (size_t e = 0; e < t->count; e++) {
-                uint32_t u;
-                memcpy(&u, &p[e], sizeof u);
-                u &= (uint32_t)0 - (uint32_t)(mag_key(p[e]) >= thr);
-                memcpy(&p[e], &u, sizeof u);
-            }
-            for (size_t e = 0; e < t->count && quota > 0; e++)
-                if (mag_key(p[e]) == thr) {
-                    p[e] = 0.0f;
-                    quota--;
-                }
-            continue;
-        }
         for (size_t e = 0; e < t->count; e++) {
             uint32_t key = mag_key(magnitude(t, e));
             if (key < thr || (key == thr && quota > 0)) {
@@ -427,7 +576,7 @@ static joule_status collect(joule_graph *g, const joule_prune_options *o, layer 
         layer *L = &ls[n];
         L->node = nd;
         L->w = w;
-        L->zeros_before = cz_zeros(w->data);
+        L->zeros_after = UINT64_MAX;
         const joule_prune_override *ov = find_override(o, label, w->name, nd->op_type);
         char why[128] = "";
         if (ov) {
@@ -456,6 +605,10 @@ static joule_status collect(joule_graph *g, const joule_prune_options *o, layer 
                          L->k_len, o->pattern_m);
             snprintf(L->how, sizeof L->how, "left alone: %s", why);
         }
+        /* prune_pool counts a float32 weight's zeros in its first pass over it */
+        bool counted = w->data->dtype == JOULE_F32 &&
+                       (L->mode == MODE_LAYER || L->mode == MODE_GLOBAL);
+        L->zeros_before = counted ? UINT64_MAX : cz_zeros(w->data);
         n++;
     }
     if (st) {
@@ -511,7 +664,10 @@ joule_status joule_prune_magnitude(joule_model *m, const joule_prune_options *op
     for (size_t i = 0; i < n && !st; i++) {
         layer *L = &ls[i];
         const joule_tensor *t = L->w->data;
-        uint64_t z = cz_zeros(t);
+        /* not counted on the way: left unchanged, or not float32 */
+        if (L->zeros_before == UINT64_MAX)
+            L->zeros_before = cz_zeros(t);
+        uint64_t z = L->zeros_after == UINT64_MAX ? cz_zeros(t) : L->zeros_after;
         char lb[160], note[256];
         if (L->mode == MODE_GLOBAL)
             snprintf(note, sizeof note, "%s, threshold |w| <= %.6g", L->how, thr);
