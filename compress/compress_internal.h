@@ -58,6 +58,15 @@ joule_status cz_note(joule_report *r, const char *pass, const joule_graph *g, co
                      const char *tensor, joule_error *err, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 
+/* ---- pruning ---- */
+
+/* joule_prune_magnitude with opt->correct_bias.enabled (compress/prune_bias.c): the unpruned
+ * model's per-channel means on the calibration data, the pruning itself (joule_prune_magnitude
+ * with the correction off), then the corrections. */
+struct joule_prune_options;
+joule_status cz_prune_corrected(joule_model *m, const struct joule_prune_options *opt,
+                                joule_report *r, joule_error *err);
+
 /* ---- the pass table ---- */
 
 /* One pass: its name, options struct and how to fill it from a recipe's JSON object. Adding a

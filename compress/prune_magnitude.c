@@ -623,6 +623,8 @@ static joule_status collect(joule_graph *g, const joule_prune_options *o, layer 
 joule_status joule_prune_magnitude(joule_model *m, const joule_prune_options *opt, joule_report *r,
                                    joule_error *err)
 {
+    if (opt->correct_bias.enabled) /* statistics, this function without it, corrections */
+        return cz_prune_corrected(m, opt, r, err);
     joule_status st = check_options(opt, err);
     if (st)
         return st;

@@ -290,11 +290,50 @@ static joule_status parse_overrides(joule_recipe *r, const cJSON *obj, joule_pru
     return JOULE_OK;
 }
 
+/* "correct_bias": {"calib": "train-images-idx3-ubyte.gz", "calib_limit": 1000, "batch": 64,
+ *                  "shift_only": false} */
+static joule_status parse_correct_bias(joule_recipe *r, const cJSON *obj, joule_prune_options *o,
+                                       const char *where, joule_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "correct_bias");
+    if (!v)
+        return JOULE_OK;
+    char w[384];
+    snprintf(w, sizeof w, "%s: correct_bias", where);
+    if (!cJSON_IsObject(v))
+        return joule_fail(err, JOULE_ERR_INVALID, "%s: must be an object with 'calib' (calibration "
+                          "data) and optionally 'calib_limit', 'batch' and 'shift_only'", w);
+    static const char *const keys[] = {"calib", "calib_limit", "batch", "shift_only", NULL};
+    joule_bias_correction *b = &o->correct_bias;
+    joule_status st = cz_json_keys(v, keys, w, err);
+    if (!st)
+        st = cz_json_string(r, v, "calib", &b->calib_path, w, err);
+    const char *counts[2] = {"calib_limit", "batch"};
+    const double lo[2] = {0, 1}, hi[2] = {1e15, 65536};
+    size_t *dst[2] = {&b->calib_limit, &b->batch};
+    for (int i = 0; i < 2 && !st; i++) {
+        double d = 0;
+        bool found = false;
+        st = cz_json_number(v, counts[i], lo[i], hi[i], false, &d, &found, w, err);
+        if (!st && found && d != floor(d))
+            st = joule_fail(err, JOULE_ERR_INVALID, "%s: '%s' must be a whole number", w,
+                            counts[i]);
+        if (!st && found)
+            *dst[i] = (size_t)d;
+    }
+    if (!st)
+        st = cz_json_bool(v, "shift_only", &b->shift_only, w, err);
+    if (!st && !b->calib_path)
+        st = joule_fail(err, JOULE_ERR_INVALID, "%s: 'calib' (calibration data) is required", w);
+    b->enabled = !st;
+    return st;
+}
+
 joule_status cz_prune_from_json(joule_recipe *r, const cJSON *obj, void *opts, const char *where,
                                 joule_error *err)
 {
     static const char *const keys[] = {"sparsity", "scope", "pattern", "overrides", "skip",
-                                       "min_params", NULL};
+                                       "min_params", "correct_bias", NULL};
     joule_prune_options *o = opts;
     joule_status st = cz_json_keys(obj, keys, where, err);
     if (!st)
@@ -333,6 +372,8 @@ joule_status cz_prune_from_json(joule_recipe *r, const cJSON *obj, void *opts, c
                             where);
         o->min_params = (uint64_t)mp;
     }
+    if (!st)
+        st = parse_correct_bias(r, obj, o, where, err);
     if (!st && o->sparsity < 0 && !o->pattern_m && !o->n_overrides)
         st = joule_fail(err, JOULE_ERR_INVALID,
                         "%s: needs 'sparsity', 'pattern' or 'overrides'", where);

@@ -5,7 +5,8 @@
  *   {"passes": [{"pass": "cleanup"},
  *               {"pass": "prune", "sparsity": 0.5, "scope": "global", "pattern": "2:4",
  *                "overrides": [{"match": "conv*", "sparsity": 0.3}, {"op": "Gemm", "sparsity": 0.7}],
- *                "skip": ["fc_out"], "min_params": 1024},
+ *                "skip": ["fc_out"], "min_params": 1024,
+ *                "correct_bias": {"calib": "train-images-idx3-ubyte.gz", "calib_limit": 1000}},
  *               {"pass": "prune_channels", "ratio": 0.3, "norm": "l1"},
  *               {"pass": "sparse_storage", "min_sparsity": 0.5}]}
  *

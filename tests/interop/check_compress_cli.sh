@@ -46,6 +46,10 @@ expect 2 "--prune-channels .*'1.5'" --prune-channels 1.5
 expect 2 "--prune-pattern.*'4:4'.*N must be less than M" --prune-pattern 4:4
 expect 2 "--prune-pattern.*'8:4'" --prune-pattern 8:4
 expect 2 "--calib-limit .*'0'" --quant int8 --calib "$tmp/none.npy" --calib-limit 0
+expect 2 "--prune-correct-bias needs calibration data" --prune 0.5 --prune-correct-bias
+expect 2 "--prune-correct-bias needs --prune" --prune-correct-bias --calib "$tmp/none.npy"
+expect 2 "--calib and --calib-limit need --quant int8 or --prune-correct-bias" --prune 0.5 \
+    --calib "$tmp/none.npy"
 
 printf '{"passes":[{"pass":"prune","sparsity":0.5,"overrides":[{"op":"Convv","sparsity":0.3}]}]}' \
     >"$tmp/op.json"
@@ -71,6 +75,8 @@ np.save(sys.argv[3], x)
 ' "$tmp/wrong.npy" "$tmp/empty.npy" "$tmp/good.npy"
     expect 1 "wrong.npy.*\[3,32,32\].*input" --quant int8 --calib "$tmp/wrong.npy"
     expect 1 "empty.npy.*empty" --quant int8 --calib "$tmp/empty.npy"
+    expect 1 "bias correction: .*wrong.npy.*\[3,32,32\]" --prune 0.5 --prune-correct-bias \
+        --calib "$tmp/wrong.npy"
     # --calib-limit 16 of 40 items: only the first 16 (values in [0,1)) set the input's range,
     # so the input QuantizeLinear's scale is about 1/255, not 1000/255
     "$joule" compress "$model" -o "$out" --quant int8 --calib "$tmp/good.npy" --calib-limit 16 \

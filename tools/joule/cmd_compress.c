@@ -39,6 +39,8 @@ static const char usage_text[] =
     "                               GLOB (op:TYPE=S matches an op type); repeatable, first wins\n"
     "  --prune-skip GLOB            never prune these layers (repeatable; also for channels)\n"
     "  --prune-min-params N         leave weights with fewer than N elements alone\n"
+    "  --prune-correct-bias         after pruning, correct each pruned layer's bias so its mean\n"
+    "                               output on the --calib data equals the unpruned model's\n"
     "  --prune-channels R           remove the fraction R in [0,1) of output channels of each\n"
     "                               Conv/Gemm/MatMul group, shrinking tensors and their readers\n"
     "  --channel-norm l1|l2         channel importance (default l1)\n"
@@ -48,7 +50,8 @@ static const char usage_text[] =
     "                               fp16: float16 weights and compute; int8-dynamic: int8\n"
     "                               weights, activations quantized at run time; int8: int8\n"
     "                               weights and activations calibrated on --calib data\n"
-    "  --calib DATA                 calibration data for int8 (IDX, .npy/.npz, raw, .pb dir)\n"
+    "  --calib DATA                 calibration data for int8 and --prune-correct-bias (IDX,\n"
+    "                               .npy/.npz, raw, .pb dir)\n"
     "  --calib-limit N              calibrate on the first N items only (default: all)\n"
     "  --calib-method M             minmax, percentile (default), entropy or mse\n"
     "  --percentile P               for --calib-method percentile (default 99.999)\n"
@@ -73,7 +76,7 @@ static const char usage_text[] =
 typedef struct args {
     const char *in, *out, *recipe, *report;
     bool have_prune, have_channels, no_cleanup, sparse, external, have_scope, have_norm;
-    bool have_pattern, have_min;
+    bool have_pattern, have_min, correct_bias;
     double prune, channels;
     joule_prune_scope scope;
     joule_channel_norm norm;
@@ -253,6 +256,8 @@ static int parse_args(int argc, char **argv, args *a)
         } else if (!strcmp(argv[i], "--keep-io-types") || !strcmp(argv[i], "--no-keep-io-types")) {
             a->keep_io = !strcmp(argv[i], "--keep-io-types");
             a->have_keep_io = true;
+        } else if (!strcmp(argv[i], "--prune-correct-bias")) {
+            a->correct_bias = true;
         } else if (!strcmp(argv[i], "--sparse-storage")) {
             a->sparse = true;
         } else if (!strcmp(argv[i], "--no-cleanup")) {
@@ -277,7 +282,8 @@ static int parse_args(int argc, char **argv, args *a)
                       a->sparse || a->no_cleanup || a->n_skip || a->have_scope || a->have_norm ||
                       a->have_min || a->quant || a->calib || a->calib_limit || a->have_method ||
                       a->have_percentile || a->per_tensor || a->have_acts || a->have_format ||
-                      a->n_qex || a->have_keep_io || a->n_block_op || a->n_block_node;
+                      a->n_qex || a->have_keep_io || a->n_block_op || a->n_block_node ||
+                      a->correct_bias;
     if (a->recipe && pass_flags)
         return cli_usage(CMD, "--recipe replaces the pass options; give one or the other");
     if (a->have_scope && !a->have_prune)
@@ -291,10 +297,17 @@ static int parse_args(int argc, char **argv, args *a)
     bool fp16 = a->quant && !strcmp(a->quant, "fp16"), int8 = a->quant && !strcmp(a->quant, "int8");
     if ((a->have_keep_io || a->n_block_op || a->n_block_node) && !fp16)
         return cli_usage(CMD, "--keep-io-types/--fp16-block-op/--fp16-block-node need --quant fp16");
-    if ((a->calib || a->calib_limit || a->have_method || a->have_percentile || a->have_acts ||
-         a->have_format) && !int8)
-        return cli_usage(CMD, "--calib, --calib-limit, --calib-method, --percentile, --activations "
-                              "and --format need --quant int8");
+    bool pruning = a->have_prune || a->have_pattern || a->n_over;
+    if (a->correct_bias && !pruning)
+        return cli_usage(CMD, "--prune-correct-bias needs --prune, --prune-pattern or "
+                              "--prune-override");
+    if (a->correct_bias && !a->calib)
+        return cli_usage(CMD, "--prune-correct-bias needs calibration data: --calib DATA");
+    if ((a->calib || a->calib_limit) && !int8 && !a->correct_bias)
+        return cli_usage(CMD, "--calib and --calib-limit need --quant int8 or --prune-correct-bias");
+    if ((a->have_method || a->have_percentile || a->have_acts || a->have_format) && !int8)
+        return cli_usage(CMD, "--calib-method, --percentile, --activations and --format need "
+                              "--quant int8");
     if ((a->per_tensor || a->n_qex) && (!a->quant || fp16))
         return cli_usage(CMD, "--per-tensor/--quant-exclude need --quant int8 or int8-dynamic");
     if (int8 && !a->calib)
@@ -340,6 +353,9 @@ static int build_recipe(const args *a, joule_recipe *r, joule_error *err)
         p->skip = a->skip;
         p->n_skip = a->n_skip;
         p->min_params = a->min_params;
+        p->correct_bias.enabled = a->correct_bias;
+        p->correct_bias.calib_path = a->correct_bias ? a->calib : NULL;
+        p->correct_bias.calib_limit = a->calib_limit;
     }
     if (a->quant && !strcmp(a->quant, "fp16")) {
         if (joule_recipe_add(r, "fp16", &o, err))
