@@ -187,6 +187,15 @@ static inline uint32_t mag_key(float v)
 /* Fewer elements than this in a tensor: one thread (a team costs more than it saves). */
 #define PAR_MIN ((size_t)1 << 16)
 
+/* loops the compiler may run in vector lanes (gcc -O2 keeps these scalar otherwise) */
+#if HAVE_OPENMP
+#define SIMD_ZEROS _Pragma("omp simd reduction(+ : zeros)")
+#define SIMD_ZEROS_TIES _Pragma("omp simd reduction(+ : zeros, tie)")
+#else
+#define SIMD_ZEROS
+#define SIMD_ZEROS_TIES
+#endif
+
 static size_t n_blocks(size_t count)
 {
     return count / KEY_CHUNK + (count % KEY_CHUNK != 0);
@@ -205,6 +214,7 @@ static uint64_t mag_keys(const joule_tensor *t, size_t from, size_t n, uint32_t 
     uint64_t zeros = 0;
     if (t->dtype == JOULE_F32) {
         const unsigned char *p = (const unsigned char *)t->data + from * sizeof(float);
+        SIMD_ZEROS
         for (size_t i = 0; i < n; i++) {
             uint32_t u;
             memcpy(&u, p + i * sizeof u, sizeof u);
@@ -275,29 +285,27 @@ static uint64_t histogram(const joule_tensor *t, uint32_t high, uint64_t *hist, 
     return hist_blocks(t, 0, nb, high, hist);
 }
 
-/* Blocks [b0, b1) of a float32 tensor of count elements, from src into dst (the same buffer,
- * or a fresh one: the copy of borrowed weights and the pruning are one pass): magnitudes below
- * thr become +0, the rest are copied; ties[b] receives block b's magnitudes equal to thr (kept
- * here; prune_pool zeroes the first of them). Returns the zeros written (+0 or -0). */
-static uint64_t zero_blocks(const unsigned char *src, unsigned char *dst, size_t count, size_t b0,
-                            size_t b1, uint32_t thr, uint32_t *ties)
+/* Elements [lo, hi) of a float32 tensor, from src into dst (the same buffer, or a fresh one: the
+ * copy of borrowed weights and the pruning are one pass): magnitudes below thr become +0, the
+ * rest are copied. *ties receives the magnitudes equal to thr (kept here; prune_pool zeroes the
+ * first of them). Returns the zeros written (+0 or -0). */
+static uint64_t zero_block(const unsigned char *src, uint32_t *dst, size_t lo, size_t hi,
+                           uint32_t thr, uint32_t *ties)
 {
     uint64_t zeros = 0;
-    for (size_t b = b0; b < b1; b++) {
-        size_t lo = b * KEY_CHUNK, hi = count - lo < KEY_CHUNK ? count : lo + KEY_CHUNK;
-        uint32_t tie = 0;
-        /* without branches: which half of the weights goes is random */
-        for (size_t e = lo; e < hi; e++) {
-            uint32_t u;
-            memcpy(&u, src + e * sizeof u, sizeof u);
-            uint32_t key = key_bits(u);
-            u &= (uint32_t)0 - (uint32_t)(key >= thr);
-            memcpy(dst + e * sizeof u, &u, sizeof u);
-            zeros += (u & 0x7fffffffu) == 0;
-            tie += key == thr;
-        }
-        ties[b] = tie;
+    uint32_t tie = 0;
+    /* without branches: which half of the weights goes is random */
+    SIMD_ZEROS_TIES
+    for (size_t e = lo; e < hi; e++) {
+        uint32_t u;
+        memcpy(&u, src + e * sizeof u, sizeof u);
+        uint32_t key = key_bits(u);
+        uint32_t kept = u & ((uint32_t)0 - (uint32_t)(key >= thr));
+        dst[e] = kept;
+        zeros += (kept & 0x7fffffffu) == 0;
+        tie += key == thr;
     }
+    *ties = tie;
     return zeros;
 }
 
@@ -364,7 +372,7 @@ static joule_status prune_pool(layer **ls, size_t n, uint64_t k, float *threshol
             /* borrowed bytes (a mapped file): the pruned copy is written straight into a new
              * buffer, which then becomes the tensor's own, as joule_tensor_mutable_data does
              * after its copy */
-            unsigned char *dst = t->owned;
+            uint32_t *dst = t->owned; /* malloc'd: aligned for any type */
             size_t nb = n_blocks(t->count);
             if (!dst)
                 dst = malloc(t->nbytes ? t->nbytes : 1);
@@ -382,22 +390,24 @@ static joule_status prune_pool(layer **ls, size_t n, uint64_t k, float *threshol
 #if HAVE_OPENMP
 #pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : zeros) if (nt > 1)
 #endif
-            for (size_t b = 0; b < nb; b++)
-                zeros += zero_blocks(src, dst, t->count, b, b + 1, thr, ties);
+            for (size_t b = 0; b < nb; b++) {
+                size_t lo = b * KEY_CHUNK;
+                size_t hi = t->count - lo < KEY_CHUNK ? t->count : lo + KEY_CHUNK;
+                zeros += zero_block(src, dst, lo, hi, thr, &ties[b]);
+            }
             (void)nt;
             t->owned = dst;
             t->data = dst;
             t->origin = NULL;
             /* the ties, in index order while the quota lasts (blocks without any are skipped) */
-            float *p = (float *)(void *)dst;
             for (size_t b = 0; b < nb && quota > 0; b++) {
                 if (!ties[b])
                     continue;
                 size_t end = t->count - b * KEY_CHUNK < KEY_CHUNK ? t->count : (b + 1) * KEY_CHUNK;
                 for (size_t e = b * KEY_CHUNK; e < end && quota > 0; e++)
-                    if (mag_key(p[e]) == thr) {
+                    if (key_bits(dst[e]) == thr) {
                         zeros += thr != 0; /* a tie at 0 was counted as a zero already */
-                        p[e] = 0.0f;
+                        dst[e] = 0; /* +0.0f */
                         quota--;
                     }
             }

@@ -1,6 +1,8 @@
 /* compress/quant_util.c: the arithmetic and graph helpers the quantization passes share (see
  * quant_internal.h): scale/zero-point choice, weight and bias quantization, float16 clamping,
- * and small builders for initializers, nodes and report rows. */
+ * and small builders for initializers, nodes and report rows. Weight quantization runs in
+ * vectorisable loops (one scale per element of a row for channels on the last axis), shared
+ * among OpenMP threads for large weights, with the same result for any thread count. */
 #include <float.h>
 #include <fnmatch.h>
 #include <math.h>
@@ -10,7 +12,12 @@
 #include <string.h>
 
 #include "compress/quant_internal.h"
+#include "config.h"
 #include "formats/graph_internal.h"
+
+#if HAVE_OPENMP
+#include <omp.h>
+#endif
 
 /* ---- arithmetic ---- */
 
@@ -81,6 +88,185 @@ int32_t jq_quantize_one(float x, float scale, int32_t zp, int qmin, int qmax)
     return quantize_one(x, scale, zp, qmin, qmax);
 }
 
+/* ---- weights: symmetric int8 [-127, 127], one scale per channel ---- */
+
+/* Fewer weights than this: one thread. Spans of a channel are cut into pieces of Q_PIECE for
+ * the threads. */
+#define Q_PAR_MIN ((size_t)1 << 16)
+#define Q_PIECE ((size_t)16384)
+
+#if HAVE_OPENMP
+#define Q_SIMD _Pragma("omp simd")
+#else
+#define Q_SIMD
+#endif
+/* gcc leaves the clamps of q8 as branches, and its loops scalar, while comparisons may trap;
+ * they raise nothing that is looked at here (the values do not change) */
+#if defined(__GNUC__) && !defined(__clang__)
+#define Q_VECTOR __attribute__((optimize("no-trapping-math")))
+#else
+#define Q_VECTOR
+#endif
+
+static int q_threads(size_t count)
+{
+#if HAVE_OPENMP
+    if (count >= Q_PAR_MIN) {
+        int t = omp_get_max_threads();
+        return t < 1 ? 1 : t;
+    }
+#else
+    (void)count;
+#endif
+    return 1;
+}
+
+/* The largest |x| of the finite x in p[0..n), or 0; in float, which holds it exactly (the
+ * double it becomes for jq_params is the same). */
+Q_VECTOR static float span_amax(const float *p, size_t n)
+{
+    float m = 0;
+#if HAVE_OPENMP
+#pragma omp simd reduction(max : m)
+#endif
+    for (size_t i = 0; i < n; i++) {
+        float a = fabsf(p[i]);
+        a = a <= FLT_MAX ? a : 0; /* inf and NaN: not counted */
+        m = a > m ? a : m;
+    }
+    return m;
+}
+
+/* amax[j] = max(amax[j], finite |p[j]|) for j < n: one row of a weight whose channels are its
+ * last axis. */
+Q_VECTOR static void row_amax(const float *p, size_t n, float *amax)
+{
+    Q_SIMD
+    for (size_t j = 0; j < n; j++) {
+        float a = fabsf(p[j]);
+        a = a <= FLT_MAX ? a : 0;
+        amax[j] = a > amax[j] ? a : amax[j];
+    }
+}
+
+/* quantize_one(x, s, 0, -127, 127) without branches or calls, so that loops of it vectorise:
+ * the quotient is clamped to [-200, 200] first (anything beyond rounds to beyond +-127 anyway)
+ * and NaN made 0, which leaves round_even's fast path the only one. */
+Q_VECTOR static inline int8_t q8(float x, float s)
+{
+#if FLT_EVAL_METHOD == 0
+    double v = (double)x / (double)s;
+    v = v > 200.0 ? 200.0 : v;
+    v = v < -200.0 ? -200.0 : v;
+    v = v == v ? v : 0.0;
+    v = (v + 0x1.8p52) - 0x1.8p52;
+    v = v > 127.0 ? 127.0 : v;
+    v = v < -127.0 ? -127.0 : v;
+    return (int8_t)(int32_t)v;
+#else
+    return (int8_t)quantize_one(x, s, 0, -127, 127);
+#endif
+}
+
+/* One scale for n weights. (Multiplying by a reciprocal instead of dividing would round some
+ * quotients differently, and measured no faster: the conversions cost as much as the division.) */
+Q_VECTOR static void quant_span(const float *src, int8_t *dst, size_t n, float s)
+{
+    Q_SIMD
+    for (size_t i = 0; i < n; i++)
+        dst[i] = q8(src[i], s);
+}
+
+/* A row whose element j has scale s[j] (channels on the last axis: MatMul's [K, N]). */
+Q_VECTOR static void quant_row(const float *src, int8_t *dst, size_t n, const float *s)
+{
+    Q_SIMD
+    for (size_t j = 0; j < n; j++)
+        dst[j] = q8(src[j], s[j]);
+}
+
+/* Channels on the last axis (inner == 1): rows of `channels` weights, each element its own
+ * channel. Per-thread maxima, merged (max does not depend on the order), then rows. */
+static joule_status quant_lastaxis(const float *src, int8_t *dst, size_t rows, size_t channels,
+                                   float *sc)
+{
+    int nt = q_threads(rows * channels);
+    if ((size_t)nt > rows)
+        nt = rows ? (int)rows : 1;
+    float *amax = calloc((size_t)nt * (channels ? channels : 1), sizeof *amax);
+    if (!amax)
+        return JOULE_ERR_NOMEM;
+#if HAVE_OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        size_t id = 0, k = 1;
+#if HAVE_OPENMP
+        id = (size_t)omp_get_thread_num();
+        k = (size_t)omp_get_num_threads();
+#endif
+        float *m = amax + id * channels;
+        for (size_t r = rows * id / k; r < rows * (id + 1) / k; r++)
+            row_amax(src + r * channels, channels, m);
+    }
+    for (int t = 1; t < nt; t++)
+        for (size_t c = 0; c < channels; c++) {
+            float a = amax[(size_t)t * channels + c];
+            amax[c] = a > amax[c] ? a : amax[c];
+        }
+    for (size_t c = 0; c < channels; c++) {
+        int32_t zp;
+        jq_params(-(double)amax[c], (double)amax[c], -127, 127, true, &sc[c], &zp);
+    }
+    free(amax);
+#if HAVE_OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
+    for (size_t r = 0; r < rows; r++)
+        quant_row(src + r * channels, dst + r * channels, channels, sc);
+    return JOULE_OK;
+}
+
+/* Channel c's weights in spans of `inner`, span s = o * channels + c; cut into pieces of at most
+ * Q_PIECE, which the threads share. */
+static joule_status quant_spans(const float *src, int8_t *dst, size_t outer, size_t channels,
+                                size_t inner, float *sc)
+{
+    size_t per = inner / Q_PIECE + (inner % Q_PIECE != 0), spans = outer * channels;
+    size_t pieces = spans * per;
+    int nt = q_threads(spans * inner);
+    float *pmax = malloc((pieces ? pieces : 1) * sizeof *pmax);
+    if (!pmax)
+        return JOULE_ERR_NOMEM;
+#if HAVE_OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
+    for (size_t p = 0; p < pieces; p++) {
+        size_t lo = (p % per) * Q_PIECE, n = inner - lo < Q_PIECE ? inner - lo : Q_PIECE;
+        pmax[p] = span_amax(src + (p / per) * inner + lo, n);
+    }
+    for (size_t c = 0; c < channels; c++) {
+        float m = 0;
+        for (size_t o = 0; o < outer; o++)
+            for (size_t k = 0; k < per; k++) {
+                float a = pmax[(o * channels + c) * per + k];
+                m = a > m ? a : m;
+            }
+        int32_t zp;
+        jq_params(-(double)m, (double)m, -127, 127, true, &sc[c], &zp);
+    }
+    free(pmax);
+#if HAVE_OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
+    for (size_t p = 0; p < pieces; p++) {
+        size_t s = p / per, lo = (p % per) * Q_PIECE;
+        size_t n = inner - lo < Q_PIECE ? inner - lo : Q_PIECE;
+        quant_span(src + s * inner + lo, dst + s * inner + lo, n, sc[s % channels]);
+    }
+    return JOULE_OK;
+}
+
 joule_status jq_quantize_weight(const joule_tensor *w, int axis, joule_tensor **q,
                                 joule_tensor **scales, joule_error *err)
 {
@@ -114,32 +300,14 @@ joule_status jq_quantize_weight(const joule_tensor *w, int axis, joule_tensor **
     const float *src = w->data;
     int8_t *dst = joule_tensor_mutable_data(*q);
     float *sc = joule_tensor_mutable_data(*scales);
-    double *amax = calloc(channels ? channels : 1, sizeof *amax);
-    if ((!dst && (*q)->nbytes) || !sc || !amax) {
-        free(amax);
+    if ((!dst && (*q)->nbytes) || !sc ||
+        (inner == 1 ? quant_lastaxis(src, dst, outer, channels, sc)
+                    : quant_spans(src, dst, outer, channels, inner, sc))) {
         joule_tensor_free(*q);
         joule_tensor_free(*scales);
         *q = *scales = NULL;
         return joule_fail(err, JOULE_ERR_NOMEM, "weight quantization: out of memory");
     }
-    for (size_t o = 0; o < outer; o++)
-        for (size_t c = 0; c < channels; c++) {
-            const float *p = src + (o * channels + c) * inner;
-            for (size_t i = 0; i < inner; i++)
-                if (isfinite(p[i]) && fabs((double)p[i]) > amax[c])
-                    amax[c] = fabs((double)p[i]);
-        }
-    for (size_t c = 0; c < channels; c++) {
-        int32_t zp;
-        jq_params(-amax[c], amax[c], -127, 127, true, &sc[c], &zp);
-    }
-    for (size_t o = 0; o < outer; o++)
-        for (size_t c = 0; c < channels; c++) {
-            size_t base = (o * channels + c) * inner;
-            for (size_t i = 0; i < inner; i++)
-                dst[base + i] = (int8_t)quantize_one(src[base + i], sc[c], 0, -127, 127);
-        }
-    free(amax);
     return JOULE_OK;
 }
 
