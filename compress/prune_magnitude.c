@@ -309,14 +309,92 @@ static uint64_t zero_block(const unsigned char *src, uint32_t *dst, size_t lo, s
     return zeros;
 }
 
+/* Appends to idx[*n] the elements of [lo, hi) of dst whose key's top 16 bits are top (checked
+ * 64 at a time first: most runs of 64 have none). */
+static void collect_block(const uint32_t *dst, size_t lo, size_t hi, uint32_t top, size_t *idx,
+                          size_t *n)
+{
+    for (size_t s = lo; s < hi; s += 64) {
+        size_t end = hi - s < 64 ? hi : s + 64;
+        uint64_t zeros = 0; /* here: matches */
+        SIMD_ZEROS
+        for (size_t e = s; e < end; e++)
+            zeros += key_bits(dst[e]) >> 16 == top;
+        if (!zeros)
+            continue;
+        for (size_t e = s; e < end; e++)
+            if (key_bits(dst[e]) >> 16 == top)
+                idx[(*n)++] = e;
+    }
+}
+
+/* Where a float32 layer's pruning goes: candidates of the boundary bucket, per thread. */
+typedef struct cand_lists {
+    size_t *idx; /* threads x cap */
+    size_t *n;   /* per thread */
+    size_t cap;
+    uint32_t top;
+} cand_lists;
+
+/* Prunes float32 layer L at thr with nt threads, in one pass from its bytes (borrowed ones, from a
+ * mapped file, are written straight into a new buffer, which then becomes the tensor's own, as
+ * joule_tensor_mutable_data does after its copy). ties[b]: block b's magnitudes equal to thr
+ * (kept). With cl, also lists (per thread, in index order) the elements whose key's top 16 bits
+ * are cl->top. Sets L->zeros_after to the zeros written. */
+static joule_status zero_f32(layer *L, uint32_t thr, int nt, uint32_t *ties, cand_lists *cl,
+                             joule_error *err)
+{
+    joule_tensor *t = L->w->data;
+    uint32_t *dst = t->owned; /* malloc'd: aligned for any type */
+    if (!dst)
+        dst = malloc(t->nbytes ? t->nbytes : 1);
+    if (!dst)
+        return joule_fail(err, JOULE_ERR_NOMEM, "prune: out of memory copying '%s'", L->w->name);
+    const unsigned char *src = t->data;
+    size_t nb = n_blocks(t->count), count = t->count;
+    uint64_t zeros = 0;
+    if (cl)
+        memset(cl->n, 0, (size_t)nt * sizeof *cl->n);
+#if HAVE_OPENMP
+#pragma omp parallel num_threads(nt) reduction(+ : zeros) if (nt > 1)
+#endif
+    {
+        size_t id = 0, k = 1;
+#if HAVE_OPENMP
+        id = (size_t)omp_get_thread_num();
+        k = (size_t)omp_get_num_threads();
+#endif
+        for (size_t b = nb * id / k; b < nb * (id + 1) / k; b++) {
+            size_t lo = b * KEY_CHUNK, hi = count - lo < KEY_CHUNK ? count : lo + KEY_CHUNK;
+            zeros += zero_block(src, dst, lo, hi, thr, &ties[b]);
+            if (cl)
+                collect_block(dst, lo, hi, cl->top, cl->idx + id * cl->cap, &cl->n[id]);
+        }
+    }
+    t->owned = dst;
+    t->data = dst;
+    t->origin = NULL;
+    L->zeros_after = zeros;
+    return JOULE_OK;
+}
+
 /* Zeroes the k smallest magnitudes over layers[0..n) (one pool), ties by layer order then index.
  * *threshold receives the magnitude at the cut. Counts the zeros of float32 layers on the way
- * (zeros_before, zeros_after) when it changes them. */
+ * (zeros_before, zeros_after) when it changes them.
+ * Float32 pools whose boundary bucket (the top 16 bits of the cut) is small take one pass after
+ * the first histogram: everything below the bucket goes, and the bucket's elements, listed in
+ * that pass, settle the low 16 bits and are pruned from the list. Others take a second
+ * histogram pass over the bucket, then the pruning pass. */
 static joule_status prune_pool(layer **ls, size_t n, uint64_t k, float *threshold, joule_error *err)
 {
     uint64_t total = 0;
+    bool all_f32 = true;
+    size_t most = 0;
     for (size_t i = 0; i < n; i++) {
-        total += ls[i]->w->data->count;
+        const joule_tensor *t = ls[i]->w->data;
+        total += t->count;
+        all_f32 &= t->dtype == JOULE_F32;
+        most = t->count > most ? t->count : most;
         ls[i]->zeros_after = UINT64_MAX;
     }
     *threshold = 0;
@@ -338,8 +416,15 @@ static joule_status prune_pool(layer **ls, size_t n, uint64_t k, float *threshol
         max_threads = 1;
 #endif
     uint64_t *hist = calloc(65536 * (size_t)max_threads, sizeof *hist);
-    if (!hist)
-        return joule_fail(err, JOULE_ERR_NOMEM, "prune: out of memory for a histogram");
+    uint32_t *ties = malloc((n_blocks(most) ? n_blocks(most) : 1) * sizeof *ties);
+    size_t *cand = NULL;
+    size_t *starts = NULL;
+    cand_lists cl = {0};
+    joule_status st = JOULE_OK;
+    if (!hist || !ties) {
+        st = joule_fail(err, JOULE_ERR_NOMEM, "prune: out of memory for a histogram");
+        goto done;
+    }
     uint64_t *spare = hist + 65536;
     /* the (k-1)-th smallest key (0-based): its top 16 bits, then its low 16 bits; `below`
      * counts the keys smaller than what is fixed so far */
@@ -354,7 +439,61 @@ static joule_status prune_pool(layer **ls, size_t n, uint64_t k, float *threshol
     uint32_t hi = 0;
     while (below + hist[hi] <= want)
         below += hist[hi++];
+    const uint64_t bucket = hist[hi];
     memset(hist, 0, 65536 * sizeof *hist);
+    uint32_t thr;
+    if (all_f32 && bucket <= (total >> 6) + KEY_CHUNK) {
+        /* one pass: below the bucket goes, the bucket is listed (per thread, then per layer) */
+        cl.cap = (size_t)bucket;
+        cl.top = hi;
+        cand = malloc((size_t)bucket * sizeof *cand + 1);
+        starts = malloc((n + 1) * sizeof *starts);
+        cl.idx = malloc((size_t)max_threads * (size_t)bucket * sizeof *cl.idx + 1);
+        cl.n = malloc((size_t)max_threads * sizeof *cl.n);
+        if (!cand || !starts || !cl.idx || !cl.n) {
+            st = joule_fail(err, JOULE_ERR_NOMEM, "prune: out of memory for %llu candidates",
+                            (unsigned long long)bucket);
+            goto done;
+        }
+        size_t have = 0;
+        starts[0] = 0;
+        for (size_t i = 0; i < n && !st; i++) {
+            int nt = threads_for(ls[i]->w->data->count, max_threads);
+            if ((st = zero_f32(ls[i], hi << 16, nt, ties, &cl, err)))
+                break;
+            for (int id = 0; id < nt; id++) {
+                memcpy(cand + have, cl.idx + (size_t)id * cl.cap, cl.n[id] * sizeof *cand);
+                have += cl.n[id];
+            }
+            starts[i + 1] = have;
+        }
+        if (st)
+            goto done;
+        for (size_t i = 0; i < n; i++) {
+            const uint32_t *p = ls[i]->w->data->data;
+            for (size_t c = starts[i]; c < starts[i + 1]; c++)
+                hist[key_bits(p[cand[c]]) & 0xffffu]++;
+        }
+        uint32_t lo = 0;
+        while (below + hist[lo] <= want)
+            below += hist[lo++];
+        thr = hi << 16 | lo;
+        uint64_t quota = k - below;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t *p = (uint32_t *)ls[i]->w->data->owned;
+            for (size_t c = starts[i]; c < starts[i + 1]; c++) {
+                uint32_t key = key_bits(p[cand[c]]);
+                if (key < thr || (key == thr && quota > 0)) {
+                    if (key == thr)
+                        quota--;
+                    ls[i]->zeros_after += key != 0; /* a zero was counted already */
+                    p[cand[c]] = 0; /* +0.0f */
+                }
+            }
+        }
+        memcpy(threshold, &thr, sizeof *threshold);
+        goto done;
+    }
     for (size_t i = 0; i < n; i++) {
         const joule_tensor *t = ls[i]->w->data;
         histogram(t, hi, hist, spare, threads_for(t->count, max_threads));
@@ -362,63 +501,36 @@ static joule_status prune_pool(layer **ls, size_t n, uint64_t k, float *threshol
     uint32_t lo = 0;
     while (below + hist[lo] <= want)
         below += hist[lo++];
-    free(hist);
-    const uint32_t thr = hi << 16 | lo;
+    thr = hi << 16 | lo;
     /* everything below thr goes; of those equal to thr, the first `quota` */
     uint64_t quota = k - below;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !st; i++) {
         joule_tensor *t = ls[i]->w->data;
         if (t->dtype == JOULE_F32) {
-            /* borrowed bytes (a mapped file): the pruned copy is written straight into a new
-             * buffer, which then becomes the tensor's own, as joule_tensor_mutable_data does
-             * after its copy */
-            uint32_t *dst = t->owned; /* malloc'd: aligned for any type */
-            size_t nb = n_blocks(t->count);
-            if (!dst)
-                dst = malloc(t->nbytes ? t->nbytes : 1);
-            uint32_t *ties = malloc((nb ? nb : 1) * sizeof *ties);
-            if (!dst || !ties) {
-                if (dst != t->owned)
-                    free(dst);
-                free(ties);
-                return joule_fail(err, JOULE_ERR_NOMEM, "prune: out of memory copying '%s'",
-                                  ls[i]->w->name);
-            }
-            const unsigned char *src = t->data;
-            uint64_t zeros = 0;
-            int nt = threads_for(t->count, max_threads);
-#if HAVE_OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : zeros) if (nt > 1)
-#endif
-            for (size_t b = 0; b < nb; b++) {
-                size_t lo = b * KEY_CHUNK;
-                size_t hi = t->count - lo < KEY_CHUNK ? t->count : lo + KEY_CHUNK;
-                zeros += zero_block(src, dst, lo, hi, thr, &ties[b]);
-            }
-            (void)nt;
-            t->owned = dst;
-            t->data = dst;
-            t->origin = NULL;
+            if ((st = zero_f32(ls[i], thr, threads_for(t->count, max_threads), ties, NULL, err)))
+                break;
             /* the ties, in index order while the quota lasts (blocks without any are skipped) */
+            uint32_t *p = t->owned;
+            size_t nb = n_blocks(t->count);
             for (size_t b = 0; b < nb && quota > 0; b++) {
                 if (!ties[b])
                     continue;
                 size_t end = t->count - b * KEY_CHUNK < KEY_CHUNK ? t->count : (b + 1) * KEY_CHUNK;
                 for (size_t e = b * KEY_CHUNK; e < end && quota > 0; e++)
-                    if (key_bits(dst[e]) == thr) {
-                        zeros += thr != 0; /* a tie at 0 was counted as a zero already */
-                        dst[e] = 0; /* +0.0f */
+                    if (key_bits(p[e]) == thr) {
+                        ls[i]->zeros_after += thr != 0; /* a tie at 0 was counted already */
+                        p[e] = 0; /* +0.0f */
                         quota--;
                     }
             }
-            free(ties);
-            ls[i]->zeros_after = zeros;
             continue;
         }
         void *data = joule_tensor_mutable_data(t);
-        if (!data && t->nbytes)
-            return joule_fail(err, JOULE_ERR_NOMEM, "prune: out of memory copying '%s'",
-                              ls[i]->w->name);
+        if (!data && t->nbytes) {
+            st = joule_fail(err, JOULE_ERR_NOMEM, "prune: out of memory copying '%s'",
+                            ls[i]->w->name);
+            break;
+        }
         for (size_t e = 0; e < t->count; e++) {
             uint32_t key = mag_key(magnitude(t, e));
             if (key < thr || (key == thr && quota > 0)) {
@@ -428,8 +540,16 @@ static joule_status prune_pool(layer **ls, size_t n, uint64_t k, float *threshol
             }
         }
     }
-    memcpy(threshold, &thr, sizeof *threshold);
-    return JOULE_OK;
+    if (!st)
+        memcpy(threshold, &thr, sizeof *threshold);
+done:
+    free(hist);
+    free(ties);
+    free(cand);
+    free(starts);
+    free(cl.idx);
+    free(cl.n);
+    return st;
 }
 
 static bool skipped(const joule_prune_options *o, const char *node, const char *weight)
