@@ -126,9 +126,6 @@ static int q_threads(size_t count)
 Q_VECTOR static float span_amax(const float *p, size_t n)
 {
     float m = 0;
-#if HAVE_OPENMP
-#pragma omp simd reduction(max : m)
-#endif
     for (size_t i = 0; i < n; i++) {
         float a = fabsf(p[i]);
         a = a <= FLT_MAX ? a : 0; /* inf and NaN: not counted */
