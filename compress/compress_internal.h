@@ -67,6 +67,23 @@ struct joule_prune_options;
 joule_status cz_prune_corrected(joule_model *m, const struct joule_prune_options *opt,
                                 joule_report *r, joule_error *err);
 
+/* Called by cz_prune_channels_mapped for every layer whose output channels shrank (producers
+ * and depthwise convs): its output value's name, the channel count before, and drop[c] for
+ * each removed channel c. */
+typedef joule_status (*cz_channel_map_fn)(void *ctx, const char *out, int64_t C, const bool *drop,
+                                          joule_error *err);
+
+/* joule_prune_channels (without the correction) that also reports each layer's removed output
+ * channels to map (may be NULL). */
+struct joule_channel_options;
+joule_status cz_prune_channels_mapped(joule_model *m, const struct joule_channel_options *opt,
+                                      cz_channel_map_fn map, void *map_ctx, joule_report *r,
+                                      joule_error *err);
+
+/* joule_prune_channels with opt->correct_bias.enabled (compress/prune_bias.c). */
+joule_status cz_prune_channels_corrected(joule_model *m, const struct joule_channel_options *opt,
+                                         joule_report *r, joule_error *err);
+
 /* ---- the pass table ---- */
 
 /* One pass: its name, options struct and how to fill it from a recipe's JSON object. Adding a

@@ -14,6 +14,11 @@
  *      its bias set so the mean is mean_orig. A layer's output mean is E[W x] + b, so with s = 1
  *      this is b += E[W x] - E[W' x'] with x' the input the corrected earlier layers give it.
  *
+ * Channel pruning (joule_prune_channels with correct_bias) runs the same three steps around
+ * compress/prune_channels.c, which hands back each shrunken layer's channel map: readers of
+ * removed channels are matched on all their output channels (their bias absorbs the removed
+ * inputs' mean contribution), shrunken layers on their kept channels.
+ *
  * Statistics are taken from the layers' actual outputs (the bias is a per-channel constant:
  * it moves the mean and leaves the spread), which stays exact with padding, groups, strides and
  * dilations. */
@@ -64,6 +69,9 @@ static double stats_std(const bc_stats *s, size_t c)
 typedef struct bc_layer {
     char *out;         /* the layer's output value (names survive pruning) */
     uint64_t zeros;    /* zeros in its weight before pruning */
+    size_t wcount;     /* its weight's elements before pruning (channel pruning shrinks it) */
+    bool *drop;        /* channel pruning: drop[c] for its removed output channels, or NULL */
+    int64_t drop_C;    /* entries of drop */
     bool last_axis;    /* channels on the last axis (MatMul), else on axis 1 */
     bool observe;      /* false: cannot be corrected (why says why) */
     char why[128];
@@ -194,6 +202,7 @@ static joule_status candidates(const joule_graph *g, bc_layer **out, size_t *n_o
             return joule_fail(err, JOULE_ERR_NOMEM, "prune: bias correction: out of memory");
         }
         L->zeros = cz_zeros(w);
+        L->wcount = w->count;
         L->last_axis = matmul;
         L->observe = true;
         if (matmul && w->rank < 2) {
@@ -214,6 +223,7 @@ static void free_layers(bc_layer *ls, size_t n)
 {
     for (size_t i = 0; ls && i < n; i++) {
         free(ls[i].out);
+        free(ls[i].drop);
         stats_free(&ls[i].now);
         stats_free(&ls[i].orig);
     }
@@ -645,7 +655,7 @@ static joule_status fix_matmul(joule_graph *g, joule_node *n, bc_fix *f, const c
 /* Corrects layer L (the current pass's statistics against the unpruned model's) and adds its
  * report row. */
 static joule_status correct(joule_graph *g, bc_layer *L, bool shift_only, size_t items, int pass,
-                            int passes, joule_report *r, joule_error *err)
+                            int passes, const char *pname, joule_report *r, joule_error *err)
 {
     joule_node *n = layer_node(g, L);
     char lb[160];
@@ -657,9 +667,9 @@ static joule_status correct(joule_graph *g, bc_layer *L, bool shift_only, size_t
     const bc_stats *now = &L->now, *orig = &L->orig;
     int64_t C = now->C;
     if (!now->mean || !orig->mean || now->n <= 0)
-        return cz_note(r, PASS, g, n, NULL, err, "bias not corrected: the layer was not observed");
+        return cz_note(r, pname, g, n, NULL, err, "bias not corrected: the layer was not observed");
     if (C != orig->C)
-        return cz_note(r, PASS, g, n, NULL, err, "bias not corrected: %lld output channels, "
+        return cz_note(r, pname, g, n, NULL, err, "bias not corrected: %lld output channels, "
                        "%lld before pruning", (long long)C, (long long)orig->C);
     size_t nc = C > 0 ? (size_t)C : 1;
     double *scale = malloc(nc * sizeof *scale), *shift = malloc(nc * sizeof *shift);
@@ -699,7 +709,7 @@ static joule_status correct(joule_graph *g, bc_layer *L, bool shift_only, size_t
     if (st)
         return st;
     if (why[0])
-        return cz_note(r, PASS, g, n, NULL, err, "bias not corrected: %s", why);
+        return cz_note(r, pname, g, n, NULL, err, "bias not corrected: %s", why);
     char note[768], sc[160] = "";
     if (scaled)
         snprintf(sc, sizeof sc, "; output channels rescaled by %.3g..%.3g to the original spread%s",
@@ -710,7 +720,7 @@ static joule_status correct(joule_graph *g, bc_layer *L, bool shift_only, size_t
              items, pass, passes, f.mean_abs, f.max_abs, (long long)C, sc, f.how);
     const joule_value *bv = joule_graph_find_value(g, f.tensor);
     joule_layer_change row = {
-        .pass = PASS,
+        .pass = pname,
         .node = label,
         .op_type = n->op_type,
         .tensor = f.tensor,
@@ -736,66 +746,17 @@ static joule_status wrap(joule_status st, joule_error *err)
     return joule_fail(err, st, "prune: bias correction: %s", msg);
 }
 
-joule_status cz_prune_corrected(joule_model *m, const joule_prune_options *opt, joule_report *r,
-                                joule_error *err)
+/* Step 3 of both passes: the layers marked pruned (and observable) corrected level by level,
+ * each level from one pass over the data through the current model. obs has room for n. */
+static joule_status correct_levels(joule_model *m, const joule_static_options *so,
+                                   bool shift_only, bc_layer *ls, size_t n, bc_layer **obs,
+                                   const char *pname, joule_report *r, joule_error *err)
 {
-    const joule_bias_correction *bc = &opt->correct_bias;
-    if (!bc->calib && !bc->calib_path && !bc->calib_tensor)
-        return joule_fail(err, JOULE_ERR_INVALID,
-                          "prune: bias correction needs calibration data (a dataset, a data file "
-                          "or a float32 tensor)");
-    joule_static_options so;
-    joule_static_defaults(&so);
-    so.calib = bc->calib;
-    so.calib_tensor = bc->calib_tensor;
-    so.calib_limit = bc->calib_limit;
-    so.batch = bc->batch;
-    so.threads = bc->threads;
-    so.calib_path = bc->calib_path; /* opened for every pass: messages name the file */
-    so.calib_dataset = bc->calib_dataset;
-    joule_status st;
     joule_graph *g = m->graph;
-    bc_layer *ls = NULL;
-    bc_layer **obs = NULL;
-    size_t n = 0, items = 0;
-    if ((st = candidates(g, &ls, &n, err)))
-        goto done;
-    if (!(obs = calloc(n ? n : 1, sizeof *obs))) {
-        st = joule_fail(err, JOULE_ERR_NOMEM, "prune: bias correction: out of memory");
-        goto done;
-    }
-    /* 1. the unpruned model's means (every refusal of the data comes here, before any change) */
-    size_t n_obs = 0;
-    for (size_t i = 0; i < n; i++)
-        if (ls[i].observe)
-            obs[n_obs++] = &ls[i];
-    if ((st = observe(m, &so, obs, n_obs, &items, err)))
-        goto done;
-    for (size_t i = 0; i < n_obs; i++) {
-        bc_layer *L = obs[i];
-        L->orig = L->now;
-        memset(&L->now, 0, sizeof L->now);
-    }
-    /* 2. pruning */
-    joule_prune_options inner = *opt;
-    inner.correct_bias.enabled = false;
-    if ((st = joule_prune_magnitude(m, &inner, r, err)))
-        goto done;
-    /* 3. corrections, level by level */
-    for (size_t i = 0; i < n; i++) {
-        joule_node *nd = layer_node(g, &ls[i]);
-        int wi = nd ? cz_weight_input(nd) : -1;
-        const joule_tensor *w = wi >= 0 ? cz_const(g, nd->inputs[wi]) : NULL;
-        ls[i].pruned = w && cz_zeros(w) > ls[i].zeros;
-        if (ls[i].pruned && !ls[i].observe &&
-            (st = cz_note(r, PASS, g, nd, NULL, err, "bias not corrected: %s", ls[i].why)))
-            goto done;
-    }
+    joule_status st = JOULE_OK;
     int top = levels(g, ls, n, err);
-    if (top < 0) {
-        st = JOULE_ERR_NOMEM;
-        goto done;
-    }
+    if (top < 0)
+        return JOULE_ERR_NOMEM;
     int passes = 1, pass = 1;
     for (int lv = 0; lv <= top; lv++) {
         bool any = false;
@@ -812,14 +773,201 @@ joule_status cz_prune_corrected(joule_model *m, const joule_prune_options *opt, 
             continue;
         pass++;
         size_t seen = 0;
-        if ((st = observe(m, &so, obs, k, &seen, err)))
+        if ((st = observe(m, so, obs, k, &seen, err)))
             break;
-        for (size_t i = 0; i < k && !st; i++) {
-            st = correct(g, obs[i], bc->shift_only, seen, pass, passes, r, err);
-        }
+        for (size_t i = 0; i < k && !st; i++)
+            st = correct(g, obs[i], shift_only, seen, pass, passes, pname, r, err);
     }
+    return st;
+}
+
+/* Steps 1 of both passes: the calibration options from bc, the candidate layers (*ls, *n; obs
+ * gets room for n) and the unmodified model's statistics in their orig. pname names the pass in
+ * messages. */
+static joule_status observe_original(joule_model *m, const joule_bias_correction *bc,
+                                     const char *pname, joule_static_options *so, bc_layer **ls,
+                                     size_t *n, bc_layer ***obs, joule_error *err)
+{
+    *ls = NULL;
+    *obs = NULL;
+    *n = 0;
+    if (!bc->calib && !bc->calib_path && !bc->calib_tensor)
+        return joule_fail(err, JOULE_ERR_INVALID,
+                          "%s: bias correction needs calibration data (a dataset, a data file "
+                          "or a float32 tensor)", pname);
+    joule_static_defaults(so);
+    so->calib = bc->calib;
+    so->calib_tensor = bc->calib_tensor;
+    so->calib_limit = bc->calib_limit;
+    so->batch = bc->batch;
+    so->threads = bc->threads;
+    so->calib_path = bc->calib_path; /* opened for every pass: messages name the file */
+    so->calib_dataset = bc->calib_dataset;
+    joule_status st = candidates(m->graph, ls, n, err);
+    if (st)
+        return st;
+    if (!(*obs = calloc(*n ? *n : 1, sizeof **obs)))
+        return joule_fail(err, JOULE_ERR_NOMEM, "%s: bias correction: out of memory", pname);
+    /* every refusal of the data comes here, before any change */
+    size_t n_obs = 0, items = 0;
+    for (size_t i = 0; i < *n; i++)
+        if ((*ls)[i].observe)
+            (*obs)[n_obs++] = &(*ls)[i];
+    if ((st = observe(m, so, *obs, n_obs, &items, err)))
+        return st;
+    for (size_t i = 0; i < n_obs; i++) {
+        bc_layer *L = (*obs)[i];
+        L->orig = L->now;
+        memset(&L->now, 0, sizeof L->now);
+    }
+    return JOULE_OK;
+}
+
+joule_status cz_prune_corrected(joule_model *m, const joule_prune_options *opt, joule_report *r,
+                                joule_error *err)
+{
+    const joule_bias_correction *bc = &opt->correct_bias;
+    joule_static_options so;
+    joule_graph *g = m->graph;
+    bc_layer *ls = NULL;
+    bc_layer **obs = NULL;
+    size_t n = 0;
+    /* 1. the unpruned model's statistics */
+    joule_status st = observe_original(m, bc, "prune", &so, &ls, &n, &obs, err);
+    if (st)
+        goto done;
+    /* 2. pruning */
+    joule_prune_options inner = *opt;
+    inner.correct_bias.enabled = false;
+    if ((st = joule_prune_magnitude(m, &inner, r, err)))
+        goto done;
+    /* 3. corrections, level by level */
+    for (size_t i = 0; i < n; i++) {
+        joule_node *nd = layer_node(g, &ls[i]);
+        int wi = nd ? cz_weight_input(nd) : -1;
+        const joule_tensor *w = wi >= 0 ? cz_const(g, nd->inputs[wi]) : NULL;
+        ls[i].pruned = w && cz_zeros(w) > ls[i].zeros;
+        if (ls[i].pruned && !ls[i].observe &&
+            (st = cz_note(r, PASS, g, nd, NULL, err, "bias not corrected: %s", ls[i].why)))
+            goto done;
+    }
+    st = correct_levels(m, &so, bc->shift_only, ls, n, obs, PASS, r, err);
 done:
     free(obs);
     free_layers(ls, n);
     return wrap(st, err);
+}
+
+/* ---- channel pruning ---- */
+
+#define CH_PASS "prune_channels"
+
+typedef struct ch_map {
+    bc_layer *ls;
+    size_t n;
+} ch_map;
+
+/* cz_channel_map_fn: keeps layer out's removed channels for remapping its statistics. */
+static joule_status keep_map(void *ctx, const char *out, int64_t C, const bool *drop,
+                             joule_error *err)
+{
+    ch_map *cm = ctx;
+    for (size_t i = 0; i < cm->n; i++) {
+        bc_layer *L = &cm->ls[i];
+        if (strcmp(L->out, out) != 0 || C < 1)
+            continue;
+        free(L->drop);
+        if (!(L->drop = malloc((size_t)C * sizeof *L->drop)))
+            return joule_fail(err, JOULE_ERR_NOMEM, "prune_channels: bias correction: out of "
+                              "memory");
+        memcpy(L->drop, drop, (size_t)C * sizeof *drop);
+        L->drop_C = C;
+    }
+    return JOULE_OK;
+}
+
+/* The unpruned statistics of L's kept output channels only (in order), so they line up with the
+ * pruned layer's channels. false when the map does not fit. */
+static bool keep_orig_channels(bc_layer *L)
+{
+    bc_stats *o = &L->orig;
+    if (!L->drop || !o->mean || L->drop_C != o->C)
+        return false;
+    int64_t k = 0;
+    for (int64_t c = 0; c < o->C; c++)
+        if (!L->drop[c]) {
+            o->mean[k] = o->mean[c];
+            o->m2[k] = o->m2[c];
+            k++;
+        }
+    o->C = k;
+    return true;
+}
+
+/* err's message prefixed with "prune_channels: bias correction: " unless it names the pass. */
+static joule_status wrap_channels(joule_status st, joule_error *err)
+{
+    if (!st || !err || strncmp(err->msg, "prune", 5) == 0)
+        return st;
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    return joule_fail(err, st, "prune_channels: bias correction: %s", msg);
+}
+
+/* Channel pruning with the correction. Which layers are matched, and against what:
+ *   - a reader of removed channels keeps its output channel count, so all its channels are
+ *     matched to the unpruned model's; the shift of its bias is the mean contribution of the
+ *     removed inputs (E[W x] - E[W' x'], measured, not modelled), plus whatever the earlier
+ *     corrections left;
+ *   - a producer whose output channels were removed is matched on its kept channels only (the
+ *     pruning's channel map lines its unpruned statistics up with them); when its own input is
+ *     unchanged these already agree and the correction is the identity up to rounding;
+ *   - a removed channel has nothing to match: its effect lives in the readers' biases.
+ * Layers are corrected in the magnitude pass's level order, so every reader is measured on the
+ * corrected producers before it. */
+joule_status cz_prune_channels_corrected(joule_model *m, const joule_channel_options *opt,
+                                         joule_report *r, joule_error *err)
+{
+    const joule_bias_correction *bc = &opt->correct_bias;
+    joule_static_options so;
+    joule_graph *g = m->graph;
+    bc_layer *ls = NULL;
+    bc_layer **obs = NULL;
+    size_t n = 0;
+    if (isnan(opt->ratio) || opt->ratio < 0 || opt->ratio >= 1)
+        return joule_fail(err, JOULE_ERR_INVALID, "prune_channels: ratio %g is outside [0, 1)",
+                          opt->ratio);
+    /* 1. the unpruned model's statistics (the data's refusals come here, before any change) */
+    joule_status st = observe_original(m, bc, CH_PASS, &so, &ls, &n, &obs, err);
+    if (st)
+        goto done;
+    /* 2. the pruning, keeping each shrunken layer's channel map */
+    joule_channel_options inner = *opt;
+    inner.correct_bias.enabled = false;
+    ch_map cm = {ls, n};
+    if ((st = cz_prune_channels_mapped(m, &inner, keep_map, &cm, r, err)))
+        goto done;
+    /* 3. the layers whose weight shrank, level by level */
+    for (size_t i = 0; i < n && !st; i++) {
+        bc_layer *L = &ls[i];
+        joule_node *nd = layer_node(g, L);
+        int wi = nd ? cz_weight_input(nd) : -1;
+        const joule_tensor *w = wi >= 0 ? cz_const(g, nd->inputs[wi]) : NULL;
+        L->pruned = w && w->count != L->wcount;
+        if (!L->pruned)
+            continue;
+        if (!L->observe)
+            st = cz_note(r, CH_PASS, g, nd, NULL, err, "bias not corrected: %s", L->why);
+        else if (L->drop && !keep_orig_channels(L)) {
+            L->observe = false;
+            st = cz_note(r, CH_PASS, g, nd, NULL, err, "bias not corrected: the channel map "
+                         "does not fit the layer's %lld output channels", (long long)L->orig.C);
+        }
+    }
+    if (!st)
+        st = correct_levels(m, &so, bc->shift_only, ls, n, obs, CH_PASS, r, err);
+done:
+    free(obs);
+    free_layers(ls, n);
+    return wrap_channels(st, err);
 }

@@ -84,6 +84,8 @@ typedef struct ctx {
     const joule_value **keys; /* open-addressing map value -> carrier */
     carrier *vals;
     size_t cap;
+    cz_channel_map_fn map; /* or NULL */
+    void *map_ctx;
     joule_error *err;
 } ctx;
 
@@ -1161,6 +1163,9 @@ static joule_status apply_space(ctx *c, space *s, joule_report *r)
                     st = joule_node_set_attr_int(c->g, n, "group", C - n_drop, c->err);
             }
         }
+        if (!st && n_drop > 0 && c->map && (e->kind == ED_OUT || e->kind == ED_DW) &&
+            n->n_outputs >= 1 && n->outputs[0])
+            st = c->map(c->map_ctx, n->outputs[0]->name, C, drop, c->err);
         if (st || (e->kind != ED_OUT && e->kind != ED_IN && e->kind != ED_DW))
             continue;
         const joule_tensor *nt = cz_const(c->g, n->inputs[e->input]);
@@ -1213,6 +1218,15 @@ static joule_status report_blocked(ctx *c, const space *s, joule_report *r)
 joule_status joule_prune_channels(joule_model *m, const joule_channel_options *opt,
                                   joule_report *r, joule_error *err)
 {
+    if (opt->correct_bias.enabled) /* statistics, the pruning with a channel map, corrections */
+        return cz_prune_channels_corrected(m, opt, r, err);
+    return cz_prune_channels_mapped(m, opt, NULL, NULL, r, err);
+}
+
+joule_status cz_prune_channels_mapped(joule_model *m, const joule_channel_options *opt,
+                                      cz_channel_map_fn map, void *map_ctx, joule_report *r,
+                                      joule_error *err)
+{
     if (isnan(opt->ratio) || opt->ratio < 0 || opt->ratio >= 1)
         return joule_fail(err, JOULE_ERR_INVALID, "prune_channels: ratio %g is outside [0, 1)",
                           opt->ratio);
@@ -1240,7 +1254,7 @@ joule_status joule_prune_channels(joule_model *m, const joule_channel_options *o
         if (touched)
             i = (size_t)-1;
     }
-    ctx c = {.m = m, .g = g, .o = opt, .err = err};
+    ctx c = {.m = m, .g = g, .o = opt, .map = map, .map_ctx = map_ctx, .err = err};
     c.cap = 16;
     while (c.cap < 2 * g->n_values + 2)
         c.cap *= 2;

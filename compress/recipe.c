@@ -292,8 +292,9 @@ static joule_status parse_overrides(joule_recipe *r, const cJSON *obj, joule_pru
 
 /* "correct_bias": {"calib": "train-images-idx3-ubyte.gz", "calib_limit": 1000, "batch": 64,
  *                  "shift_only": false} */
-static joule_status parse_correct_bias(joule_recipe *r, const cJSON *obj, joule_prune_options *o,
-                                       const char *where, joule_error *err)
+static joule_status parse_correct_bias(joule_recipe *r, const cJSON *obj,
+                                       joule_bias_correction *b, const char *where,
+                                       joule_error *err)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "correct_bias");
     if (!v)
@@ -304,7 +305,6 @@ static joule_status parse_correct_bias(joule_recipe *r, const cJSON *obj, joule_
         return joule_fail(err, JOULE_ERR_INVALID, "%s: must be an object with 'calib' (calibration "
                           "data) and optionally 'calib_limit', 'batch' and 'shift_only'", w);
     static const char *const keys[] = {"calib", "calib_limit", "batch", "shift_only", NULL};
-    joule_bias_correction *b = &o->correct_bias;
     joule_status st = cz_json_keys(v, keys, w, err);
     if (!st)
         st = cz_json_string(r, v, "calib", &b->calib_path, w, err);
@@ -373,7 +373,7 @@ joule_status cz_prune_from_json(joule_recipe *r, const cJSON *obj, void *opts, c
         o->min_params = (uint64_t)mp;
     }
     if (!st)
-        st = parse_correct_bias(r, obj, o, where, err);
+        st = parse_correct_bias(r, obj, &o->correct_bias, where, err);
     if (!st && o->sparsity < 0 && !o->pattern_m && !o->n_overrides)
         st = joule_fail(err, JOULE_ERR_INVALID,
                         "%s: needs 'sparsity', 'pattern' or 'overrides'", where);
@@ -383,7 +383,7 @@ joule_status cz_prune_from_json(joule_recipe *r, const cJSON *obj, void *opts, c
 joule_status cz_channels_from_json(joule_recipe *r, const cJSON *obj, void *opts,
                                    const char *where, joule_error *err)
 {
-    static const char *const keys[] = {"ratio", "norm", "skip", "zero_only", NULL};
+    static const char *const keys[] = {"ratio", "norm", "skip", "zero_only", "correct_bias", NULL};
     joule_channel_options *o = opts;
     bool found = false;
     joule_status st = cz_json_keys(obj, keys, where, err);
@@ -405,6 +405,8 @@ joule_status cz_channels_from_json(joule_recipe *r, const cJSON *obj, void *opts
         st = cz_json_strings(r, obj, "skip", &o->skip, &o->n_skip, where, err);
     if (!st)
         st = cz_json_bool(obj, "zero_only", &o->zero_only, where, err);
+    if (!st)
+        st = parse_correct_bias(r, obj, &o->correct_bias, where, err);
     if (!st && !found && !o->zero_only)
         st = joule_fail(err, JOULE_ERR_INVALID, "%s: needs 'ratio' (or \"zero_only\": true)",
                         where);

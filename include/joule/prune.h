@@ -117,6 +117,10 @@ typedef struct joule_channel_options {
      * ratio). Outputs stay equal when the path to the readers maps zero to zero (Relu,
      * HardSwish, pooling, Add: true after cleanup has folded BatchNormalization). */
     bool zero_only;
+    /* Mean (and spread) matching on calibration data after the channels are gone, as for the
+     * magnitude pass (joule_bias_correction above; joule_prune_channels below says what is
+     * matched). Off unless enabled. */
+    joule_bias_correction correct_bias;
 } joule_channel_options;
 
 void joule_channel_defaults(joule_channel_options *o); /* ratio 0, L1 */
@@ -127,7 +131,15 @@ void joule_channel_defaults(joule_channel_options *o); /* ratio 0, L1 */
  * per-channel constants of elementwise ops, depthwise convs (group count), pooling, Flatten (the
  * channel's C*H*W slice of the next Gemm), and the next layer's input channels. Channels that
  * reach a graph output, a Concat, a Reshape that is not a flatten, or an op it cannot follow stay,
- * with a report row saying why. Shapes are inferred again afterwards. */
+ * with a report row saying why. Shapes are inferred again afterwards.
+ *
+ * With correct_bias.enabled, every layer's per-channel output statistics in the unpruned model
+ * are taken first; afterwards every layer whose weight shrank (a shrunken layer: its kept output
+ * channels; a reader of removed channels: all its output channels, whose count stays) gets its
+ * output channels rescaled and its bias shifted so mean and spread over the calibration data
+ * match the unpruned model's, layer after layer as in the magnitude pass. A reader's bias thereby
+ * absorbs the mean contribution W[:, c] E[a_c] of every removed input channel c. Shapes are those
+ * of the plain pass. */
 joule_status joule_prune_channels(joule_model *m, const joule_channel_options *opt,
                                   joule_report *r, joule_error *err);
 

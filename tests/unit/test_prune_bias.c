@@ -7,7 +7,12 @@
  * without bias, MatMul on 3-D inputs (means over batch and tokens) with an Add bias and without
  * one (an Add is inserted). The spread of the first layer's channels is matched within the
  * clamp, or left alone with shift_only; zeros stay zeros. Bad input (no data, an empty set,
- * items of the wrong shape, an unknown recipe key) is one line and leaves the model as it was. */
+ * items of the wrong shape, an unknown recipe key) is one line and leaves the model as it was.
+ *
+ * Channel pruning (joule_channel_options.correct_bias): the readers of removed channels keep
+ * their output channels, and after the correction their per-channel means over the calibration
+ * data equal the unpruned model's (they move without it); a layer that is both a reader and
+ * shrunken has its kept channels' means back; shapes are those of the plain channel pruning. */
 #include "test_compress_util.h"
 
 #include "joule/engine.h"
@@ -443,6 +448,242 @@ static void test_recipe(void **state)
     }
 }
 
+/* ---- channel pruning ---- */
+
+/* x[N,3,6,6] -> Conv c1 (8, pads 1) -> Relu -> depthwise dw (8) -> Relu -> Conv c2 (6, pads 1,
+ * no bias) -> Relu -> Conv c3 (4) -> y; c1/dw and c2 lose channels, c2 and c3 read removed
+ * ones. */
+static joule_model *chain_model(void)
+{
+    joule_error err = {{0}};
+    joule_model *m;
+    assert_joule_ok(joule_model_new(13, &m, &err), &err);
+    float w1[8 * 3 * 9], b1[8], wd[8 * 9], bd[8], w2[6 * 8 * 9], w3[4 * 6 * 9], b3[4];
+    tc_fill(w1, 216, 31);
+    tc_fill(b1, 8, 32);
+    tc_fill(wd, 72, 33);
+    tc_fill(bd, 8, 34);
+    tc_fill(w2, 432, 35);
+    tc_fill(w3, 216, 36);
+    tc_fill(b3, 4, 37);
+    int64_t xd[4] = {-1, 3, 6, 6}, d1[4] = {8, 3, 3, 3}, db[1] = {8}, dd[4] = {8, 1, 3, 3};
+    int64_t d2[4] = {6, 8, 3, 3}, d3[4] = {4, 6, 3, 3}, db3[1] = {4};
+    tc_input(m, "x", 4, xd);
+    tc_const(m, "W1", JOULE_F32, 4, d1, w1);
+    tc_const(m, "B1", JOULE_F32, 1, db, b1);
+    tc_const(m, "WD", JOULE_F32, 4, dd, wd);
+    tc_const(m, "BD", JOULE_F32, 1, db, bd);
+    tc_const(m, "W2", JOULE_F32, 4, d2, w2);
+    tc_const(m, "W3", JOULE_F32, 4, d3, w3);
+    tc_const(m, "B3", JOULE_F32, 1, db3, b3);
+    const char *i1[3] = {"x", "W1", "B1"}, *o1[1] = {"c1"}, *ir1[1] = {"c1"}, *or1[1] = {"r1"};
+    const char *id[3] = {"r1", "WD", "BD"}, *od[1] = {"d"}, *ird[1] = {"d"}, *ord[1] = {"rd"};
+    const char *i2[2] = {"rd", "W2"}, *o2[1] = {"c2"}, *ir2[1] = {"c2"}, *or2[1] = {"r2"};
+    const char *i3[3] = {"r2", "W3", "B3"}, *o3[1] = {"y"};
+    joule_node *c1 = tc_add_node(m, "Conv", "c1", 3, i1, 1, o1);
+    tc_add_node(m, "Relu", "relu1", 1, ir1, 1, or1);
+    joule_node *dw = tc_add_node(m, "Conv", "dw", 3, id, 1, od);
+    tc_add_node(m, "Relu", "relud", 1, ird, 1, ord);
+    joule_node *c2 = tc_add_node(m, "Conv", "c2", 2, i2, 1, o2);
+    tc_add_node(m, "Relu", "relu2", 1, ir2, 1, or2);
+    tc_add_node(m, "Conv", "c3", 3, i3, 1, o3);
+    int64_t pads[4] = {1, 1, 1, 1};
+    joule_node *padded[3] = {c1, dw, c2};
+    for (int i = 0; i < 3; i++)
+        assert_joule_ok(joule_node_set_attr_ints(m->graph, padded[i], "pads", pads, 4, &err),
+                        &err);
+    assert_joule_ok(joule_node_set_attr_int(m->graph, dw, "group", 8, &err), &err);
+    tc_output(m, "y");
+    return m;
+}
+
+/* x[N,8] -> Gemm g1 (W1[6,8] transB, C1) -> Relu -> Gemm g2 (W2[6,5], no C) -> y */
+static joule_model *mlp_model(void)
+{
+    joule_error err = {{0}};
+    joule_model *m;
+    assert_joule_ok(joule_model_new(13, &m, &err), &err);
+    float w1[48], c1[6], w2[30];
+    tc_fill(w1, 48, 41);
+    tc_fill(c1, 6, 42);
+    tc_fill(w2, 30, 43);
+    int64_t xd[2] = {-1, 8}, d1[2] = {6, 8}, dc[1] = {6}, d2[2] = {6, 5};
+    tc_input(m, "x", 2, xd);
+    tc_const(m, "W1", JOULE_F32, 2, d1, w1);
+    tc_const(m, "C1", JOULE_F32, 1, dc, c1);
+    tc_const(m, "W2", JOULE_F32, 2, d2, w2);
+    const char *i1[3] = {"x", "W1", "C1"}, *o1[1] = {"h"}, *i2[1] = {"h"}, *o2[1] = {"r"};
+    const char *i3[2] = {"r", "W2"}, *o3[1] = {"y"};
+    joule_node *g1 = tc_add_node(m, "Gemm", "g1", 3, i1, 1, o1);
+    tc_add_node(m, "Relu", "relu", 1, i2, 1, o2);
+    tc_add_node(m, "Gemm", "g2", 2, i3, 1, o3);
+    assert_joule_ok(joule_node_set_attr_int(m->graph, g1, "transB", 1, &err), &err);
+    tc_output(m, "y");
+    return m;
+}
+
+static void channels_corrected(joule_model *m, const joule_tensor *x, bool enabled,
+                               joule_report *r)
+{
+    joule_error err = {{0}};
+    joule_channel_options o;
+    joule_channel_defaults(&o);
+    o.ratio = 0.3;
+    o.correct_bias.enabled = enabled;
+    o.correct_bias.calib_tensor = x;
+    o.correct_bias.batch = 20;
+    o.correct_bias.threads = 1;
+    assert_joule_ok(joule_prune_channels(m, &o, r, &err), &err);
+    assert_joule_ok(joule_graph_validate(m->graph, &err), &err);
+}
+
+/* The largest |mean difference| / spread over the channels of `name` in a and b. */
+static double mean_gap(const joule_model *a, const joule_model *b, const joule_tensor *x,
+                       const char *name, bool last_axis)
+{
+    double ma[64], sa[64], mb[64], sb[64], worst = 0;
+    int64_t ca = channel_stats(a, x, name, last_axis, ma, sa);
+    assert_int_equal(ca, channel_stats(b, x, name, last_axis, mb, sb));
+    for (int64_t c = 0; c < ca; c++)
+        worst = fmax(worst, fabs(ma[c] - mb[c]) / (sa[c] + 1e-3));
+    return worst;
+}
+
+static void test_channels_chain(void **state)
+{
+    (void)state;
+    int64_t xd[4] = {NCAL, 3, 6, 6};
+    joule_tensor *x = calib_data(4, xd, 51);
+    joule_model *orig = chain_model(), *m = chain_model(), *plain = chain_model();
+    joule_report r;
+    joule_report_init(&r);
+    channels_corrected(m, x, true, &r);
+    channels_corrected(plain, x, false, NULL);
+    /* the shapes are the plain pruning's */
+    const char *ws[4] = {"c1", "dw", "c2", "c3"};
+    for (int i = 0; i < 4; i++) {
+        const joule_tensor *a = tc_weight(m->graph, tc_node(m->graph, ws[i]));
+        const joule_tensor *b = tc_weight(plain->graph, tc_node(plain->graph, ws[i]));
+        assert_int_equal(a->rank, b->rank);
+        assert_memory_equal(a->dims, b->dims, (size_t)a->rank * sizeof *a->dims);
+    }
+    const joule_tensor *w3 = tc_weight(m->graph, tc_node(m->graph, "c3"));
+    const joule_tensor *w2 = tc_weight(m->graph, tc_node(m->graph, "c2"));
+    assert_true(w3->dims[0] == 4 && w3->dims[1] < 6 && w2->dims[0] < 6 && w2->dims[1] < 8);
+    /* the consumer of removed channels: its mean is back (and moved without the correction) */
+    expect_same_means(orig, m, x, "y", false);
+    assert_true(mean_gap(orig, plain, x, "y", false) > 0.01);
+    /* c2 reads removed channels and lost some of its own: each kept channel's mean is one of
+     * the unpruned channels', in order */
+    double mo[64], so[64], mk[64], sk[64];
+    int64_t co = channel_stats(orig, x, "c2", false, mo, so);
+    int64_t ck = channel_stats(m, x, "c2", false, mk, sk);
+    assert_int_equal(ck, w2->dims[0]);
+    int64_t j = 0;
+    for (int64_t k = 0; k < ck; k++) {
+        while (j < co && !(fabs(mo[j] - mk[k]) <= 1e-4 * (fabs(mo[j]) + so[j] + 1e-3)))
+            j++;
+        if (j == co)
+            fail_msg("c2 kept channel %lld: mean %.7g is none of the unpruned channels'",
+                     (long long)k, mk[k]);
+        j++;
+    }
+    /* c2 has no bias: the correction adds one */
+    joule_node *c2 = tc_node(m->graph, "c2");
+    assert_true(c2->n_inputs == 3 && c2->inputs[2] && c2->inputs[2]->data &&
+                c2->inputs[2]->data->count == (size_t)w2->dims[0]);
+    size_t rows = 0;
+    for (size_t i = 0; i < r.n; i++)
+        rows += !strcmp(r.rows[i].pass, "prune_channels") && r.rows[i].note &&
+                !strncmp(r.rows[i].note, "bias corrected", 14);
+    assert_int_equal(rows, 4); /* c1 (identity), dw (identity), c2, c3 */
+    joule_report_free(&r);
+    joule_model_free(plain);
+    joule_model_free(m);
+    joule_model_free(orig);
+    joule_tensor_free(x);
+}
+
+static void test_channels_gemm(void **state)
+{
+    (void)state;
+    int64_t xd[2] = {NCAL, 8};
+    joule_tensor *x = calib_data(2, xd, 52);
+    joule_model *orig = mlp_model(), *m = mlp_model(), *plain = mlp_model();
+    channels_corrected(m, x, true, NULL);
+    channels_corrected(plain, x, false, NULL);
+    assert_true(tc_weight(m->graph, tc_node(m->graph, "g2"))->dims[0] < 6);
+    expect_same_means(orig, m, x, "y", false);
+    assert_true(mean_gap(orig, plain, x, "y", false) > 0.01);
+    joule_model_free(plain);
+    joule_model_free(m);
+    joule_model_free(orig);
+    joule_tensor_free(x);
+}
+
+/* One line naming needle; the model byte for byte as before. */
+static void expect_channels_refused(const joule_tensor *x, double ratio, const char *needle)
+{
+    joule_model *m = chain_model();
+    joule_error err = {{0}};
+    void *b0 = NULL, *b1 = NULL;
+    size_t l0 = 0, l1 = 0;
+    assert_joule_ok(joule_model_serialize(m, &b0, &l0, &err), &err);
+    joule_channel_options o;
+    joule_channel_defaults(&o);
+    o.ratio = ratio;
+    o.correct_bias.enabled = true;
+    o.correct_bias.calib_tensor = x;
+    joule_report r;
+    joule_report_init(&r);
+    assert_int_not_equal(joule_prune_channels(m, &o, &r, &err), JOULE_OK);
+    print_message("refused: %s\n", err.msg);
+    assert_non_null(strstr(err.msg, needle));
+    assert_non_null(strstr(err.msg, "prune_channels"));
+    assert_null(strchr(err.msg, '\n'));
+    assert_int_equal(r.n, 0);
+    assert_joule_ok(joule_model_serialize(m, &b1, &l1, &err), &err);
+    assert_int_equal(l0, l1);
+    assert_memory_equal(b0, b1, l0);
+    free(b0);
+    free(b1);
+    joule_report_free(&r);
+    joule_model_free(m);
+}
+
+static void test_channels_bad_input(void **state)
+{
+    (void)state;
+    expect_channels_refused(NULL, 0.3, "needs calibration data");
+    int64_t empty[4] = {0, 3, 6, 6}, wrong[4] = {4, 3, 5, 5}, good[4] = {4, 3, 6, 6};
+    joule_tensor *x = calib_data(4, empty, 1);
+    expect_channels_refused(x, 0.3, "empty");
+    joule_tensor_free(x);
+    x = calib_data(4, wrong, 1);
+    expect_channels_refused(x, 0.3, "[3,5,5] do not fit");
+    joule_tensor_free(x);
+    x = calib_data(4, good, 1);
+    expect_channels_refused(x, 1.5, "outside [0, 1)");
+    joule_tensor_free(x);
+    /* the recipe key */
+    joule_error err = {{0}};
+    joule_recipe rc;
+    assert_joule_ok(joule_recipe_init(&rc, "r.json", &err), &err);
+    const char *ok = "{\"passes\":[{\"pass\":\"prune_channels\",\"ratio\":0.3,\"correct_bias\":"
+                     "{\"calib\":\"d.npy\",\"calib_limit\":10}}]}";
+    assert_joule_ok(joule_recipe_parse(&rc, ok, strlen(ok), &err), &err);
+    const joule_channel_options *co = rc.steps[0].opts;
+    assert_true(co->correct_bias.enabled && co->correct_bias.calib_limit == 10);
+    assert_string_equal(co->correct_bias.calib_path, "d.npy");
+    joule_recipe_free(&rc);
+    const char *bad = "{\"passes\":[{\"pass\":\"prune_channels\",\"ratio\":0.3,\"correct_bias\":"
+                      "{\"calib_limit\":10}}]}";
+    assert_joule_ok(joule_recipe_init(&rc, "r.json", &err), &err);
+    assert_int_not_equal(joule_recipe_parse(&rc, bad, strlen(bad), &err), JOULE_OK);
+    assert_non_null(strstr(err.msg, "'calib' (calibration data) is required"));
+    joule_recipe_free(&rc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -451,6 +692,9 @@ int main(void)
         cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_recipe),
+        cmocka_unit_test(test_channels_chain),
+        cmocka_unit_test(test_channels_gemm),
+        cmocka_unit_test(test_channels_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,7 +41,9 @@ static const char usage_text[] =
     "  --prune-min-params N         leave weights with fewer than N elements alone\n"
     "  --prune-correct-bias         after pruning, rescale each pruned output channel's kept\n"
     "                               weights and shift its bias so its mean and spread on the\n"
-    "                               --calib data match the unpruned model's (zeros stay zero)\n"
+    "                               --calib data match the unpruned model's (zeros stay zero);\n"
+    "                               with --prune-channels: the kept channels and the readers\n"
+    "                               of removed ones (their bias takes the removed inputs' mean)\n"
     "  --prune-channels R           remove the fraction R in [0,1) of output channels of each\n"
     "                               Conv/Gemm/MatMul group, shrinking tensors and their readers\n"
     "  --channel-norm l1|l2         channel importance (default l1)\n"
@@ -299,9 +301,9 @@ static int parse_args(int argc, char **argv, args *a)
     if ((a->have_keep_io || a->n_block_op || a->n_block_node) && !fp16)
         return cli_usage(CMD, "--keep-io-types/--fp16-block-op/--fp16-block-node need --quant fp16");
     bool pruning = a->have_prune || a->have_pattern || a->n_over;
-    if (a->correct_bias && !pruning)
-        return cli_usage(CMD, "--prune-correct-bias needs --prune, --prune-pattern or "
-                              "--prune-override");
+    if (a->correct_bias && !pruning && !a->have_channels)
+        return cli_usage(CMD, "--prune-correct-bias needs --prune, --prune-pattern, "
+                              "--prune-override or --prune-channels");
     if (a->correct_bias && !a->calib)
         return cli_usage(CMD, "--prune-correct-bias needs calibration data: --calib DATA");
     if ((a->calib || a->calib_limit) && !int8 && !a->correct_bias)
@@ -340,6 +342,9 @@ static int build_recipe(const args *a, joule_recipe *r, joule_error *err)
             c->norm = a->norm;
         c->skip = a->skip;
         c->n_skip = a->n_skip;
+        c->correct_bias.enabled = a->correct_bias;
+        c->correct_bias.calib_path = a->correct_bias ? a->calib : NULL;
+        c->correct_bias.calib_limit = a->calib_limit;
     }
     if (a->have_prune || a->have_pattern || a->n_over) {
         if (joule_recipe_add(r, "prune", &o, err))
