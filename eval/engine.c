@@ -204,6 +204,8 @@ joule_status joule_session_create(const joule_model *m, const joule_session_opti
         st = setup_io(s, opt, err);
     if (!st)
         st = eng_find_fusions(s, err);
+    if (!st)
+        st = eng_find_conv_fusions(s, err);
     if (!st) {
         if (openblas_set_num_threads)
             openblas_set_num_threads(s->threads);
@@ -239,6 +241,7 @@ void joule_session_free(joule_session *s)
     free(s->out_copy);
     free(s->fusions);
     free(s->node_fusion);
+    eng_free_conv_fusions(s);
     free(s->arena);
     free(s->scratch);
     free(s);
@@ -382,6 +385,8 @@ joule_status joule_session_run(joule_session *s, const joule_tensor *const *inpu
         };
         st = en->kernel->run(&ctx);
         if (st)
+            return st;
+        if (en->act_kernel && (st = eng_run_act(s, en, s->scratch, err)))
             return st;
     }
     for (size_t c = 0; c < s->n_copies; c++) {

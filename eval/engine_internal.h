@@ -42,6 +42,13 @@ typedef struct eng_node {
     size_t *in_v, *out_v;     /* their value indices, SIZE_MAX where omitted */
     bool run;                 /* false when folded, known at plan time, or fused away */
     bool deferred;            /* in a QDQ chain: decided when the chain's last node is reached */
+    /* a fused Conv chain's activation: its own elementwise kernel, run on out[0] in place right
+     * after the Conv's kernel (NULL when none) */
+    const joule_kernel *act_kernel;
+    const joule_node *act_node;
+    int64_t act_opset;
+    int act_n_in;
+    const joule_view *const *act_in; /* act_in[0] is out[0] */
 } eng_node;
 
 /* A DequantizeLinear -> Conv/MatMul/Gemm [-> Relu] -> QuantizeLinear chain that one integer
@@ -53,6 +60,20 @@ typedef struct eng_fusion {
     const joule_view *in[JOULE_QDQ_N_INPUTS];
     size_t in_v[JOULE_QDQ_N_INPUTS];
 } eng_fusion;
+
+/* A float Conv -> [BatchNormalization] -> [Relu/LeakyRelu/Clip/HardSwish] chain (eval/fuse.c)
+ * whose inner values nothing else reads: the BN is folded into a private copy of the Conv's
+ * weights and bias once per session, and the activation runs on the Conv's output in place, so
+ * the chain is one kernel call writing one tensor. Planned at the chain's last node. */
+typedef struct eng_cfusion {
+    size_t conv, bn, act;        /* node positions; bn and act SIZE_MAX when absent */
+    size_t last;                 /* the chain's last node, whose output the fused Conv writes */
+    joule_tensor *w, *b;         /* folded weights and bias (owned), NULL without a BN */
+    const joule_view *act_in[3]; /* the activation's inputs: the chain's output, then its own */
+    joule_view wv, bv;           /* views of w and b */
+    const joule_view *in[3];     /* what the Conv kernel sees: X, W, B */
+    size_t in_v[3];
+} eng_cfusion;
 
 /* An arena region holding a copy of a fed input that is also a graph output. */
 typedef struct eng_copy {
@@ -79,6 +100,9 @@ struct joule_session {
     eng_fusion *fusions;
     size_t n_fusions;
     size_t *node_fusion;   /* per node: index of the fused chain covering it + 1, or 0 */
+    eng_cfusion *cfusions;  /* float Conv chains (eval/fuse.c) */
+    size_t n_cfusions;
+    size_t *node_cfusion;  /* per node: index of the Conv chain covering it + 1, or 0 */
 
     size_t n_outputs;
     size_t *output_idx;
@@ -111,6 +135,14 @@ size_t eng_value_index(const joule_session *s, const joule_value *v);
 joule_status eng_plan(joule_session *s, const joule_tensor *const *fed, joule_error *err);
 /* Finds the QDQ chains of the graph that fused integer kernels may run (s->fusions). */
 joule_status eng_find_fusions(joule_session *s, joule_error *err);
+/* Finds the float Conv -> BN -> activation chains (s->cfusions) and folds their BNs; call after
+ * eng_find_fusions (QDQ chains keep their nodes). */
+joule_status eng_find_conv_fusions(joule_session *s, joule_error *err);
+/* Frees what eng_find_conv_fusions made. */
+void eng_free_conv_fusions(joule_session *s);
+/* Runs en's fused activation (en->act_kernel) on its output in place. */
+joule_status eng_run_act(const joule_session *s, const eng_node *en, void *scratch,
+                         joule_error *err);
 /* Checks that every node's op is in the op table for the opset the model imports (what can be
  * checked before shapes are known). */
 joule_status eng_check_ops(const joule_session *s, joule_error *err);

@@ -407,6 +407,8 @@ static joule_status kernel_node(joule_session *s, size_t i, const joule_tensor *
         ctx.state = en->state;
         ctx.scratch = scratch;
         st = k->run(&ctx);
+        if (!st && en->act_kernel)
+            st = eng_run_act(s, en, scratch, err);
     }
     free(scratch);
     if (en->state && k->destroy)
@@ -532,6 +534,79 @@ static joule_status fuse_or_expand(joule_session *s, size_t i, eng_fusion *f,
     for (size_t c = 0; c < f->pat.n_covered; c++) {
         s->nodes[f->idx[c]].deferred = false;
         joule_status st = kernel_node(s, f->idx[c], fed, NULL, err);
+        if (st)
+            return st;
+    }
+    return JOULE_OK;
+}
+
+joule_status eng_run_act(const joule_session *s, const eng_node *en, void *scratch,
+                         joule_error *err)
+{
+    joule_kernel_ctx ctx = {
+        .node = en->act_node,
+        .opset = en->act_opset,
+        .n_in = en->act_n_in,
+        .in = en->act_in,
+        .n_out = 1,
+        .out = en->out,
+        .scratch = scratch,
+        .threads = s->threads,
+        .err = err,
+    };
+    return en->act_kernel->run(&ctx);
+}
+
+/* At a float Conv chain's last node (eval/fuse.c): runs the Conv with the folded weights and
+ * the activation's kernel in place after it, writing the chain's output; when X is not float32
+ * (or the activation has no kernel that runs without a state), plans the chain's nodes one by
+ * one. */
+static joule_status conv_fuse_or_expand(joule_session *s, size_t i, eng_cfusion *f,
+                                        const joule_tensor *const *fed, joule_error *err)
+{
+    eng_node *en = &s->nodes[i];
+    const eng_node *cn = &s->nodes[f->conv];
+    const joule_view *x = cn->in[0];
+    const joule_kernel *ak = NULL;
+    const joule_node *an = f->act != SIZE_MAX ? s->g->nodes[f->act] : NULL;
+    int64_t aopset = an ? joule_model_opset(s->model, an->domain) : 0;
+    bool ok = x && x->dtype == JOULE_F32 && en->out[0] && en->out[0]->dtype == JOULE_F32;
+    if (ok && an) { /* the activation's own kernel, on the chain's output in place */
+        f->act_in[0] = en->out[0];
+        for (int k = 1; k < 3; k++)
+            f->act_in[k] = k < an->n_inputs ? en->in[k] : NULL;
+        ak = joule_cpu_find_kernel(an, aopset, an->n_inputs, f->act_in, false);
+        ok = ak && !ak->prepare;
+    }
+    if (ok) {
+        f->in[0] = x;
+        f->in_v[0] = cn->in_v[0];
+        for (int k = 1; k < 3; k++) {
+            bool have = k < cn->n_in && cn->in[k];
+            f->in[k] = f->w ? (k == 1 ? &f->wv : &f->bv) : (have ? cn->in[k] : NULL);
+            /* folded tensors are no graph values: name the Conv's own (constant) input there */
+            f->in_v[k] = have ? cn->in_v[k] : (f->w ? cn->in_v[1] : SIZE_MAX);
+        }
+        en->knode = cn->node;
+        en->opset = cn->opset;
+        en->n_in = 3;
+        en->in = f->in;
+        en->in_v = f->in_v;
+        en->n_out = 1;
+        en->act_kernel = ak;
+        en->act_node = an;
+        en->act_opset = aopset;
+        en->act_n_in = an ? an->n_inputs : 0;
+        en->act_in = f->act_in;
+        en->deferred = false;
+        return kernel_node(s, i, fed, NULL, err);
+    }
+    const size_t idx[3] = {f->conv, f->bn, f->act};
+    for (int c = 0; c < 3; c++) {
+        if (idx[c] == SIZE_MAX)
+            continue;
+        s->nodes[idx[c]].deferred = false;
+        joule_status st = kernel_node(s, idx[c], fed, NULL, err);
         if (st)
             return st;
     }
@@ -835,7 +910,12 @@ joule_status eng_plan(joule_session *s, const joule_tensor *const *fed, joule_er
         if (st)
             break;
         size_t f = s->node_fusion ? s->node_fusion[i] : 0;
-        if (!f)
+        size_t cf = s->node_cfusion ? s->node_cfusion[i] : 0;
+        if (!f && cf && s->cfusions[cf - 1].last != i)
+            en->deferred = true; /* planned with the rest of its Conv chain */
+        else if (!f && cf)
+            st = conv_fuse_or_expand(s, i, &s->cfusions[cf - 1], fed, err);
+        else if (!f)
             st = kernel_node(s, i, fed, NULL, err);
         else if (s->fusions[f - 1].pat.q != n)
             en->deferred = true; /* planned with the rest of its chain */
