@@ -184,6 +184,8 @@ void jr_fmt_estimate(char *out, size_t size, const joule_estimate *e, double mul
         return;
     }
     char v[64], lo[64], hi[64];
+    if (!numfmt) /* also tells gcc's format checks under -fsanitize that it is never NULL */
+        numfmt = "%g";
     snprintf(v, sizeof v, numfmt, e->value * mul);
     if (e->lo == e->value && e->hi == e->value) {
         snprintf(out, size, "%s%s", v, unit);

@@ -113,6 +113,8 @@ void jr_svg_pair(jr_buf *b, const char *title, const char *unit, const joule_est
     const int plot_w = W - left - right, plot_h = H - top - bottom;
     const joule_estimate *e[2] = {before, after};
     const char *names[2] = {"before", "after"}, *fills[2] = {C_BEFORE, C_AFTER};
+    if (!valfmt) /* also tells gcc's format checks under -fsanitize that it is never NULL */
+        valfmt = "%g";
     char full[160];
     snprintf(full, sizeof full, "%s%s%s%s", title, unit && *unit ? " (" : "", unit ? unit : "",
              unit && *unit ? ")" : "");
