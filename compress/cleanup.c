@@ -20,11 +20,6 @@ void joule_cleanup_defaults(joule_cleanup_options *o)
     o->remove_dead = true;
 }
 
-static bool is_op(const joule_node *n, const char *op)
-{
-    return strcmp(n->op_type, op) == 0 && (!n->domain[0] || strcmp(n->domain, "ai.onnx") == 0);
-}
-
 /* Removes v from the value_info list (it no longer exists or its declaration is stale). */
 void cz_drop_value_info(joule_graph *g, joule_value *v)
 {
@@ -107,8 +102,8 @@ static joule_status remove_identities(joule_graph *g, joule_report *r, joule_err
         joule_node *n = g->nodes[i];
         bool done = false;
         joule_status st = JOULE_OK;
-        if ((is_op(n, "Identity") || is_op(n, "Dropout")) && n->n_inputs >= 1 && n->n_outputs >= 1) {
-            const char *why = is_op(n, "Dropout") ? dropout_blocker(g, n) : NULL;
+        if ((cz_is_op(n, "Identity") || cz_is_op(n, "Dropout")) && n->n_inputs >= 1 && n->n_outputs >= 1) {
+            const char *why = cz_is_op(n, "Dropout") ? dropout_blocker(g, n) : NULL;
             if (why)
                 st = cz_note(r, PASS, g, n, NULL, err, "left alone: %s", why);
             else

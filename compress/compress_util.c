@@ -156,6 +156,11 @@ int cz_weight_input(const joule_node *n)
     return d->weight_input;
 }
 
+bool cz_is_op(const joule_node *n, const char *op_type)
+{
+    return strcmp(n->op_type, op_type) == 0 && (!n->domain[0] || strcmp(n->domain, "ai.onnx") == 0);
+}
+
 bool cz_glob(const char *pat, const char *s)
 {
     return pat && s && fnmatch(pat, s, 0) == 0;

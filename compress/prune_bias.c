@@ -169,11 +169,6 @@ static joule_status observe(const joule_model *m, const joule_static_options *so
 
 /* ---- the layers ---- */
 
-static bool is_op(const joule_node *n, const char *op)
-{
-    return strcmp(n->op_type, op) == 0 && (!n->domain[0] || !strcmp(n->domain, "ai.onnx"));
-}
-
 /* Every Conv, ConvTranspose, Gemm and MatMul with a constant float weight. */
 static joule_status candidates(const joule_graph *g, bc_layer **out, size_t *n_out,
                                joule_error *err)
@@ -187,8 +182,8 @@ static joule_status candidates(const joule_graph *g, bc_layer **out, size_t *n_o
     for (size_t i = 0; i < g->n_nodes; i++) {
         const joule_node *nd = g->nodes[i];
         int wi = cz_weight_input(nd);
-        bool conv = is_op(nd, "Conv") || is_op(nd, "ConvTranspose");
-        bool gemm = is_op(nd, "Gemm"), matmul = is_op(nd, "MatMul");
+        bool conv = cz_is_op(nd, "Conv") || cz_is_op(nd, "ConvTranspose");
+        bool gemm = cz_is_op(nd, "Gemm"), matmul = cz_is_op(nd, "MatMul");
         if (wi < 0 || !(conv || gemm || matmul) || nd->n_outputs < 1 || !nd->outputs[0])
             continue;
         const joule_tensor *w = cz_const(g, nd->inputs[wi]);
@@ -407,11 +402,11 @@ static bool weight_geometry(const joule_node *n, const joule_tensor *w, int64_t 
     memset(gm, 0, sizeof *gm);
     if (C <= 0 || w->count == 0)
         return false;
-    if (is_op(n, "Conv")) {
+    if (cz_is_op(n, "Conv")) {
         gm->per = w->count / (size_t)C;
         return w->rank >= 1 && w->dims[0] == C;
     }
-    if (is_op(n, "ConvTranspose")) {
+    if (cz_is_op(n, "ConvTranspose")) {
         int64_t grp = joule_attr_int(n, "group", 1);
         if (w->rank < 2 || grp < 1 || w->dims[0] % grp || w->dims[1] * grp != C)
             return false;
@@ -421,7 +416,7 @@ static bool weight_geometry(const joule_node *n, const joule_tensor *w, int64_t 
         gm->rest = w->count / ((size_t)w->dims[0] * gm->m_g);
         return true;
     }
-    if (is_op(n, "Gemm") && joule_attr_int(n, "transB", 0)) {
+    if (cz_is_op(n, "Gemm") && joule_attr_int(n, "transB", 0)) {
         gm->per = w->count / (size_t)C;
         return w->rank == 2 && w->dims[0] == C;
     }
@@ -507,7 +502,7 @@ static joule_status new_bias(const joule_tensor *old, double beta, bool with_sca
 static joule_status fix_bias_input(joule_graph *g, joule_node *n, bc_fix *f, const char *label,
                                    char *why, size_t why_size, joule_error *err)
 {
-    bool gemm = is_op(n, "Gemm");
+    bool gemm = cz_is_op(n, "Gemm");
     double beta = gemm ? joule_attr_float(n, "beta", 1.0f) : 1.0;
     joule_value *bv = n->n_inputs > 2 ? n->inputs[2] : NULL;
     const joule_tensor *w = cz_const(g, n->inputs[1]), *b = NULL;
@@ -578,7 +573,7 @@ static joule_node *bias_add(const joule_graph *g, const joule_node *mm, int64_t 
         for (int q = 0; q < g->nodes[i]->n_inputs; q++)
             if (g->nodes[i]->inputs[q] == y)
                 add = g->nodes[i];
-    if (!add || !is_op(add, "Add") || add->n_inputs != 2)
+    if (!add || !cz_is_op(add, "Add") || add->n_inputs != 2)
         return NULL;
     *k = add->inputs[0] == y ? 1 : 0;
     const joule_tensor *c = cz_const(g, add->inputs[*k]);
@@ -700,7 +695,7 @@ static joule_status correct(joule_graph *g, bc_layer *L, bool shift_only, size_t
     bc_fix f = {.C = C, .scale = scaled ? scale : NULL, .shift = shift};
     if (!finite)
         snprintf(why, sizeof why, "the output means are not finite");
-    else if (is_op(n, "MatMul"))
+    else if (cz_is_op(n, "MatMul"))
         st = fix_matmul(g, n, &f, label, why, sizeof why, err);
     else
         st = fix_bias_input(g, n, &f, label, why, sizeof why, err);
@@ -735,15 +730,15 @@ static joule_status correct(joule_graph *g, bc_layer *L, bool shift_only, size_t
     return joule_report_add(r, &row, err);
 }
 
-/* err's message prefixed with "prune: bias correction: " unless it starts with "prune: " (the
- * pruning's own messages and this file's). */
-static joule_status wrap(joule_status st, joule_error *err)
+/* A failure st with err's message prefixed with "<pass>: bias correction: ", unless the message
+ * already starts with keep (the pass's own messages and this file's). */
+static joule_status prefixed(joule_status st, joule_error *err, const char *keep, const char *pass)
 {
-    if (!st || !err || strncmp(err->msg, "prune: ", 7) == 0)
+    if (!st || !err || strncmp(err->msg, keep, strlen(keep)) == 0)
         return st;
     char msg[sizeof err->msg];
     snprintf(msg, sizeof msg, "%s", err->msg);
-    return joule_fail(err, st, "prune: bias correction: %s", msg);
+    return joule_fail(err, st, "%s: bias correction: %s", pass, msg);
 }
 
 /* Step 3 of both passes: the layers marked pruned (and observable) corrected level by level,
@@ -855,7 +850,7 @@ joule_status cz_prune_corrected(joule_model *m, const joule_prune_options *opt, 
 done:
     free(obs);
     free_layers(ls, n);
-    return wrap(st, err);
+    return prefixed(st, err, "prune: ", "prune");
 }
 
 /* ---- channel pruning ---- */
@@ -902,16 +897,6 @@ static bool keep_orig_channels(bc_layer *L)
         }
     o->C = k;
     return true;
-}
-
-/* err's message prefixed with "prune_channels: bias correction: " unless it names the pass. */
-static joule_status wrap_channels(joule_status st, joule_error *err)
-{
-    if (!st || !err || strncmp(err->msg, "prune", 5) == 0)
-        return st;
-    char msg[sizeof err->msg];
-    snprintf(msg, sizeof msg, "%s", err->msg);
-    return joule_fail(err, st, "prune_channels: bias correction: %s", msg);
 }
 
 /* Channel pruning with the correction. Which layers are matched, and against what:
@@ -969,5 +954,6 @@ joule_status cz_prune_channels_corrected(joule_model *m, const joule_channel_opt
 done:
     free(obs);
     free_layers(ls, n);
-    return wrap_channels(st, err);
+    /* "prune" keeps both this pass's messages and the shared steps' "prune: ..." ones */
+    return prefixed(st, err, "prune", "prune_channels");
 }
