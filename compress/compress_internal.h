@@ -40,7 +40,7 @@ int cz_weight_input(const joule_node *n);
 /* fnmatch(pat, s) == 0, NULL-safe. */
 bool cz_glob(const char *pat, const char *s);
 
-/* Whether n is op_type in the default domain ("" or "ai.onnx"). */
+/* Whether n (NULL: no) is op_type in the default domain ("" or "ai.onnx"). */
 bool cz_is_op(const joule_node *n, const char *op_type);
 
 /* ---- tensors ---- */

@@ -158,7 +158,8 @@ int cz_weight_input(const joule_node *n)
 
 bool cz_is_op(const joule_node *n, const char *op_type)
 {
-    return strcmp(n->op_type, op_type) == 0 && (!n->domain[0] || strcmp(n->domain, "ai.onnx") == 0);
+    return n && n->op_type && strcmp(n->op_type, op_type) == 0 &&
+           (!n->domain || !n->domain[0] || strcmp(n->domain, "ai.onnx") == 0);
 }
 
 bool cz_glob(const char *pat, const char *s)

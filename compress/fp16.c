@@ -35,9 +35,9 @@ void joule_fp16_defaults(joule_fp16_options *o)
 /* Input slots that are float32 by the operator's definition whatever T is. */
 static bool f32_slot(const joule_node *n, int k)
 {
-    if (jq_is_op(n, "Resize"))
+    if (cz_is_op(n, "Resize"))
         return k == 1 || k == 2;
-    if (jq_is_op(n, "Upsample"))
+    if (cz_is_op(n, "Upsample"))
         return k == 1;
     return false;
 }
@@ -45,17 +45,17 @@ static bool f32_slot(const joule_node *n, int k)
 /* Output slots that are float32 (LayerNormalization's Mean and InvStdDev). */
 static bool f32_out_slot(const joule_node *n, int k)
 {
-    return jq_is_op(n, "LayerNormalization") && k > 0;
+    return cz_is_op(n, "LayerNormalization") && k > 0;
 }
 
 /* Input slots whose float type may legitimately differ from the node's other float inputs. */
 static bool free_slot(const joule_node *n, int k)
 {
-    if (f32_slot(n, k) || jq_is_op(n, "Cast") || jq_is_op(n, "CastLike"))
+    if (f32_slot(n, k) || cz_is_op(n, "Cast") || cz_is_op(n, "CastLike"))
         return true;
-    if (jq_is_op(n, "Pow") || jq_is_op(n, "Dropout") || jq_is_op(n, "GridSample"))
+    if (cz_is_op(n, "Pow") || cz_is_op(n, "Dropout") || cz_is_op(n, "GridSample"))
         return k == 1;
-    if (jq_is_op(n, "BatchNormalization"))
+    if (cz_is_op(n, "BatchNormalization"))
         return k >= 1;
     return false;
 }
@@ -166,9 +166,9 @@ static bool constant_of_shape_is_f32(const joule_node *n)
 
 static bool touches_f32(const fp_ctx *c, const joule_node *n)
 {
-    if (jq_is_op(n, "Constant"))
+    if (cz_is_op(n, "Constant"))
         return constant_is_f32(n);
-    if (jq_is_op(n, "ConstantOfShape"))
+    if (cz_is_op(n, "ConstantOfShape"))
         return constant_of_shape_is_f32(n);
     for (int k = 0; k < n->n_inputs; k++)
         if (is_f32(c, n->inputs[k]))
@@ -176,7 +176,7 @@ static bool touches_f32(const fp_ctx *c, const joule_node *n)
     for (int k = 0; k < n->n_outputs; k++)
         if (is_f32(c, n->outputs[k]))
             return true;
-    if (jq_is_op(n, "Cast") && joule_attr_int(n, "to", 0) == JOULE_F32)
+    if (cz_is_op(n, "Cast") && joule_attr_int(n, "to", 0) == JOULE_F32)
         return true;
     return false;
 }
@@ -194,7 +194,7 @@ static void classify_values(fp_ctx *c)
     for (size_t i = 0; i < c->nn; i++) {
         const joule_node *n = c->nodes[i];
         unsigned char cls = 0;
-        if (jq_is_op(n, "Shape") || jq_is_op(n, "Size")) {
+        if (cz_is_op(n, "Shape") || cz_is_op(n, "Size")) {
             cls = 2;
         } else {
             for (int k = 0; k < n->n_inputs; k++) {
@@ -228,7 +228,7 @@ static const char *blocked(const fp_ctx *c, const joule_node *n)
         return "default op block list";
     if (!joule_op_find(n->domain, n->op_type))
         return "op unknown to joule";
-    if (jq_is_op(n, "Constant") || jq_is_op(n, "ConstantOfShape"))
+    if (cz_is_op(n, "Constant") || cz_is_op(n, "ConstantOfShape"))
         return NULL;
     bool data = false, shape = false;
     for (int k = 0; k < n->n_inputs; k++) {
@@ -255,7 +255,7 @@ static void decide_constants(fp_ctx *c)
     joule_graph *g = c->g;
     for (size_t i = 0; i < c->nn; i++) {
         joule_node *n = c->nodes[i];
-        if (!c->convert[i] || !(jq_is_op(n, "Constant") || jq_is_op(n, "ConstantOfShape")))
+        if (!c->convert[i] || !(cz_is_op(n, "Constant") || cz_is_op(n, "ConstantOfShape")))
             continue;
         joule_value *out = n->n_outputs > 0 ? n->outputs[0] : NULL;
         bool any16 = false;
@@ -299,12 +299,12 @@ static joule_status patch_attrs(fp_ctx *c, joule_node *n)
     joule_graph *g = c->g;
     joule_status st = JOULE_OK;
     char lb[160];
-    if (jq_is_op(n, "Cast")) {
+    if (cz_is_op(n, "Cast")) {
         if (joule_attr_int(n, "to", 0) == JOULE_F32)
             st = joule_node_set_attr_int(g, n, "to", JOULE_F16, c->err);
         return st;
     }
-    if (jq_is_op(n, "Constant") || jq_is_op(n, "ConstantOfShape")) {
+    if (cz_is_op(n, "Constant") || cz_is_op(n, "ConstantOfShape")) {
         const joule_attr *a = joule_node_attr(n, "value");
         joule_tensor *t = NULL;
         uint64_t over = 0, under = 0;
@@ -330,7 +330,7 @@ static joule_status patch_attrs(fp_ctx *c, joule_node *n)
             for (size_t i = 0; i < a->count; i++)
                 p[i] = jq_f32_to_f16_clamped(a->floats[i], &over, &under);
             joule_node_remove_attr(n, "value_floats");
-        } else if (jq_is_op(n, "ConstantOfShape")) {
+        } else if (cz_is_op(n, "ConstantOfShape")) {
             int64_t one = 1;
             if ((st = joule_tensor_new(JOULE_F16, 1, &one, &t, c->err)))
                 return st;
@@ -346,7 +346,7 @@ static joule_status patch_attrs(fp_ctx *c, joule_node *n)
         c->over += over;
         c->under += under;
         if (over || under)
-            st = jq_note(c->r, "fp16", g, n, NULL, c->err,
+            st = cz_note(c->r, "fp16", g, n, NULL, c->err,
                          "value: %llu entries clamped to +-65504, %llu tiny ones to +-2^-24",
                          (unsigned long long)over, (unsigned long long)under);
         (void)lb;
@@ -447,8 +447,8 @@ static joule_status rewrite(fp_ctx *c)
             if (v == SIZE_MAX || f32_out_slot(n, k))
                 continue;
             bool becomes = c->orig[v] == JOULE_F32 ||
-                           (jq_is_op(n, "Cast") && joule_attr_int(n, "to", 0) == JOULE_F16) ||
-                           ((jq_is_op(n, "Constant") || jq_is_op(n, "ConstantOfShape")) &&
+                           (cz_is_op(n, "Cast") && joule_attr_int(n, "to", 0) == JOULE_F16) ||
+                           ((cz_is_op(n, "Constant") || cz_is_op(n, "ConstantOfShape")) &&
                             c->orig[v] == JOULE_F32);
             if (becomes) {
                 c->now[v] = JOULE_F16;
@@ -569,7 +569,7 @@ joule_status joule_quantize_fp16(joule_model *m, const joule_fp16_options *opt, 
                 return joule_fail(err, JOULE_ERR_UNSUPPORTED,
                                   "fp16: node '%s' (%s) has a subgraph; models with If/Loop/Scan "
                                   "are not converted",
-                                  jq_label(g, g->nodes[i], lb, sizeof lb), g->nodes[i]->op_type);
+                                  cz_label(g, g->nodes[i], lb, sizeof lb), g->nodes[i]->op_type);
             }
     joule_status st = joule_infer_shapes(m, NULL, 0, err);
     if (st)
@@ -614,7 +614,7 @@ joule_status joule_quantize_fp16(joule_model *m, const joule_fp16_options *opt, 
             c.n_converted++;
         } else if (c.why[i]) {
             c.n_kept++;
-            if ((st = jq_note(r, "fp16", g, c.nodes[i], NULL, err, "left in float32: %s",
+            if ((st = cz_note(r, "fp16", g, c.nodes[i], NULL, err, "left in float32: %s",
                               c.why[i])))
                 goto done;
         }
@@ -623,7 +623,7 @@ joule_status joule_quantize_fp16(joule_model *m, const joule_fp16_options *opt, 
     if ((st = joule_graph_validate(g, err)) || (st = joule_infer_shapes(m, NULL, 0, err)) ||
         (st = jq_check_float_types(m, err)))
         goto done;
-    st = jq_note(r, "fp16", g, NULL, NULL, err,
+    st = cz_note(r, "fp16", g, NULL, NULL, err,
                  "%zu nodes compute in float16, %zu stay float32, %zu Casts added; %llu weights "
                  "clamped to +-65504, %llu to +-2^-24; inputs/outputs %s",
                  c.n_converted, c.n_kept, c.n_casts, (unsigned long long)c.over,
@@ -668,7 +668,7 @@ joule_status jq_check_float_types(const joule_model *m, joule_error *err)
             } else if (t != seen) {
                 return joule_fail(err, JOULE_ERR_INVALID,
                                   "node '%s' (%s): input %d ('%s') is %s but input %d ('%s') is %s",
-                                  jq_label(g, n, lb, sizeof lb), n->op_type, seen_k,
+                                  cz_label(g, n, lb, sizeof lb), n->op_type, seen_k,
                                   n->inputs[seen_k]->name, joule_dtype_name(seen), k, v->name,
                                   joule_dtype_name(t));
             }
@@ -677,19 +677,19 @@ joule_status jq_check_float_types(const joule_model *m, joule_error *err)
             if (n->inputs[k] && f32_slot(n, k)) {
                 const joule_value *v = n->inputs[k];
                 joule_dtype t = v->data ? v->data->dtype : v->dtype;
-                if (t == JOULE_F16 && !(jq_is_op(n, "Resize") && k == 1))
+                if (t == JOULE_F16 && !(cz_is_op(n, "Resize") && k == 1))
                     return joule_fail(err, JOULE_ERR_INVALID,
                                       "node '%s' (%s): input %d ('%s') must be float32, is %s",
-                                      jq_label(g, n, lb, sizeof lb), n->op_type, k, v->name,
+                                      cz_label(g, n, lb, sizeof lb), n->op_type, k, v->name,
                                       joule_dtype_name(t));
             }
-        if (jq_is_op(n, "Cast") && n->n_outputs > 0 && n->outputs[0]) {
+        if (cz_is_op(n, "Cast") && n->n_outputs > 0 && n->outputs[0]) {
             int64_t to = joule_attr_int(n, "to", 0);
             joule_dtype t = n->outputs[0]->dtype;
             if (t != JOULE_UNDEFINED && to != (int64_t)t)
                 return joule_fail(err, JOULE_ERR_INVALID,
                                   "node '%s' (Cast): to=%lld but its output '%s' is %s",
-                                  jq_label(g, n, lb, sizeof lb), (long long)to,
+                                  cz_label(g, n, lb, sizeof lb), (long long)to,
                                   n->outputs[0]->name, joule_dtype_name(t));
         }
     }

@@ -47,7 +47,7 @@ typedef struct dyn_ctx {
 /* Why node n cannot be quantized dynamically (NULL when it can). */
 static const char *unsuited(const joule_graph *g, const joule_node *n)
 {
-    const bool conv = jq_is_op(n, "Conv"), gemm = jq_is_op(n, "Gemm");
+    const bool conv = cz_is_op(n, "Conv"), gemm = cz_is_op(n, "Gemm");
     if (n->n_inputs < 2 || !n->inputs[0] || !n->inputs[1] || n->n_outputs < 1 || !n->outputs[0])
         return "missing input or output";
     const joule_value *x = n->inputs[0];
@@ -208,29 +208,6 @@ static joule_status quantize_weight(dyn_ctx *c, joule_node *n, bool conv, bool t
     return JOULE_OK;
 }
 
-static joule_status copy_conv_attrs(joule_graph *g, const joule_node *from, joule_node *to,
-                                    joule_error *err)
-{
-    static const char *const names[] = {"auto_pad", "dilations", "group", "kernel_shape", "pads",
-                                        "strides"};
-    joule_status st = JOULE_OK;
-    for (size_t i = 0; i < sizeof names / sizeof *names && !st; i++) {
-        const joule_attr *a = joule_node_attr(from, names[i]);
-        if (!a)
-            continue;
-        if (a->type == JOULE_ATTR_INT) {
-            st = joule_node_set_attr_int(g, to, a->name, a->i, err);
-        } else if (a->type == JOULE_ATTR_INTS) {
-            st = joule_node_set_attr_ints(g, to, a->name, a->ints, a->count, err);
-        } else if (a->type == JOULE_ATTR_STRING) {
-            char buf[64];
-            snprintf(buf, sizeof buf, "%.*s", (int)a->s.len, a->s.ptr);
-            st = joule_node_set_attr_string(g, to, a->name, buf, err);
-        }
-    }
-    return st;
-}
-
 /* A float32 constant for the bias add: Conv's B as [M, 1, ...], Gemm's C times beta. */
 static joule_status bias_const(dyn_ctx *c, joule_node *n, bool conv, int out_rank,
                                joule_value **out)
@@ -274,11 +251,11 @@ static joule_status bias_const(dyn_ctx *c, joule_node *n, bool conv, int out_ran
 static joule_status quantize_node(dyn_ctx *c, joule_node *n)
 {
     joule_graph *g = c->g;
-    const bool conv = jq_is_op(n, "Conv"), gemm = jq_is_op(n, "Gemm");
+    const bool conv = cz_is_op(n, "Conv"), gemm = cz_is_op(n, "Gemm");
     const bool transposed = gemm && joule_attr_int(n, "transB", 0) != 0;
     joule_status st;
     char lb[160], name[400];
-    const char *label = jq_label(g, n, lb, sizeof lb);
+    const char *label = cz_label(g, n, lb, sizeof lb);
     if ((st = cz_materialize(g, n->inputs[1], c->err)))
         return st;
     const joule_tensor *w = cz_const(g, n->inputs[1]);
@@ -301,7 +278,7 @@ static joule_status quantize_node(dyn_ctx *c, joule_node *n)
     if ((st = jq_add_node(g, conv ? "ConvInteger" : "MatMulInteger", name, 4, ins, 1, &yi, h1, n,
                           NULL, &mm, c->err)))
         return st;
-    if (conv && (st = copy_conv_attrs(g, n, mm, c->err)))
+    if (conv && (st = jq_copy_conv_attrs(g, n, mm, c->err)))
         return st;
     yi->dtype = JOULE_I32;
     /* to float */
@@ -402,11 +379,11 @@ joule_status joule_quantize_dynamic(joule_model *m, const joule_dynamic_options 
         return joule_fail(err, JOULE_ERR_NOMEM, "int8 dynamic: out of memory");
     for (size_t i = 0; i < n0 && !st; i++) {
         joule_node *n = g->nodes[i];
-        if (!jq_is_op(n, "Conv") && !jq_is_op(n, "MatMul") && !jq_is_op(n, "Gemm"))
+        if (!cz_is_op(n, "Conv") && !cz_is_op(n, "MatMul") && !cz_is_op(n, "Gemm"))
             continue;
         const char *why = jq_excluded(&opt->exclude, n) ? "excluded" : unsuited(g, n);
         if (why)
-            st = jq_note(r, "int8_dynamic", g, n, NULL, err, "left in float: %s", why);
+            st = cz_note(r, "int8_dynamic", g, n, NULL, err, "left in float: %s", why);
         else
             sel[n_sel++] = n;
     }

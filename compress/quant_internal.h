@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "compress/compress_internal.h"
 #include "joule/compress.h"
 #include "joule/graph.h"
 #include "joule/pipeline.h"
@@ -45,10 +46,7 @@ uint16_t jq_f32_to_f16_clamped(float x, uint64_t *over, uint64_t *under);
 
 /* ---- graph helpers ---- */
 
-bool jq_is_op(const joule_node *n, const char *op);
 bool jq_excluded(const joule_quant_exclude *ex, const joule_node *n);
-/* Node name or "<op>_<index>". */
-const char *jq_label(const joule_graph *g, const joule_node *n, char *buf, size_t size);
 /* A free value name derived from hint (hint, hint_1, ...), copied into buf. */
 void jq_free_name(const joule_graph *g, const char *hint, char *buf, size_t size);
 /* A scalar (rank 0) or 1-D tensor of dtype holding v[0..n). n == 0 makes a scalar of v[0]. */
@@ -68,13 +66,14 @@ joule_status jq_add_node(joule_graph *g, const char *op, const char *name, int n
  * value that is a graph output is replaced, so the model's output keeps its name. */
 joule_status jq_take_name(joule_graph *g, joule_value *from, joule_value *to, const char *suffix,
                           joule_error *err);
+/* Copies Conv's geometry attributes (auto_pad, dilations, group, kernel_shape, pads, strides)
+ * from one node to another (ConvInteger, QLinearConv). */
+joule_status jq_copy_conv_attrs(joule_graph *g, const joule_node *from, joule_node *to,
+                                joule_error *err);
 /* Copies dtype-independent shape of src to dst. */
 void jq_copy_shape(joule_value *dst, const joule_value *src);
 /* Adds a report row. */
 joule_status jq_row(joule_report *r, const joule_layer_change *row, joule_error *err);
-joule_status jq_note(joule_report *r, const char *pass, const joule_graph *g, const joule_node *n,
-                     const char *tensor, joule_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 7, 8)));
 
 /* The type check the fp16 pass runs on its result: every node's float inputs (other than slots
  * that are float32 by definition and Cast/CastLike inputs) share one dtype, and every Cast's

@@ -197,15 +197,15 @@ static const char *anchor_unsuited(const st_ctx *c, const joule_node *n, int kin
 
 static bool is_shared_op(const joule_node *n)
 {
-    return jq_is_op(n, "MaxPool") || jq_is_op(n, "Reshape") || jq_is_op(n, "Flatten") ||
-           jq_is_op(n, "Transpose") || jq_is_op(n, "Squeeze") || jq_is_op(n, "Unsqueeze");
+    return cz_is_op(n, "MaxPool") || cz_is_op(n, "Reshape") || cz_is_op(n, "Flatten") ||
+           cz_is_op(n, "Transpose") || cz_is_op(n, "Squeeze") || cz_is_op(n, "Unsqueeze");
 }
 
 static bool is_own_op(const joule_node *n)
 {
-    return jq_is_op(n, "AveragePool") || jq_is_op(n, "GlobalAveragePool") ||
-           jq_is_op(n, "Relu") || jq_is_op(n, "Clip") || jq_is_op(n, "Add") ||
-           jq_is_op(n, "Concat");
+    return cz_is_op(n, "AveragePool") || cz_is_op(n, "GlobalAveragePool") ||
+           cz_is_op(n, "Relu") || cz_is_op(n, "Clip") || cz_is_op(n, "Add") ||
+           cz_is_op(n, "Concat");
 }
 
 static bool is_anchor(const st_ctx *c, const joule_node *n)
@@ -229,10 +229,10 @@ static joule_status plan_neighbours(st_ctx *c)
         if (n->n_outputs > 1 && n->outputs[1]) /* MaxPool Indices */
             continue;
         bool ok = n->n_inputs >= 1 && n->inputs[0] && qt_find(c, n->inputs[0]) >= 0;
-        if (jq_is_op(n, "Add") || jq_is_op(n, "Concat")) {
+        if (cz_is_op(n, "Add") || cz_is_op(n, "Concat")) {
             for (int k = 0; ok && k < n->n_inputs; k++)
                 ok = n->inputs[k] && qt_find(c, n->inputs[k]) >= 0;
-        } else if (jq_is_op(n, "Clip")) {
+        } else if (cz_is_op(n, "Clip")) {
             for (int k = 1; ok && k < n->n_inputs; k++)
                 ok = !n->inputs[k] || cz_const(g, n->inputs[k]);
         }
@@ -264,27 +264,27 @@ static joule_status plan(st_ctx *c)
         return joule_fail(c->err, JOULE_ERR_NOMEM, "int8: out of memory");
     for (size_t i = 0; i < g->n_nodes; i++) {
         joule_node *n = g->nodes[i];
-        int kind = jq_is_op(n, "Conv") ? K_CONV : jq_is_op(n, "MatMul") ? K_MATMUL
-                                                : jq_is_op(n, "Gemm")   ? K_GEMM
+        int kind = cz_is_op(n, "Conv") ? K_CONV : cz_is_op(n, "MatMul") ? K_MATMUL
+                                                : cz_is_op(n, "Gemm")   ? K_GEMM
                                                                         : -1;
         if (kind < 0)
             continue;
         const char *why = jq_excluded(&c->o->exclude, n) ? "excluded" : anchor_unsuited(c, n, kind);
         if (why) {
-            if ((st = jq_note(c->r, "int8", g, n, NULL, c->err, "left in float: %s", why)))
+            if ((st = cz_note(c->r, "int8", g, n, NULL, c->err, "left in float: %s", why)))
                 return st;
             continue;
         }
         anchor *e = &c->a[c->na++];
         char lb[160];
         e->n = n;
-        e->label = joule_graph_intern(g, jq_label(g, n, lb, sizeof lb));
+        e->label = joule_graph_intern(g, cz_label(g, n, lb, sizeof lb));
         e->kind = kind;
         e->transposed = kind == K_GEMM && joule_attr_int(n, "transB", 0) != 0;
         if ((st = qt_get(c, n->inputs[0], &e->x)))
             return st;
         joule_node *rd = sole_reader(g, n->outputs[0]);
-        if (rd && jq_is_op(rd, "Relu") && rd->n_outputs >= 1 && rd->outputs[0] &&
+        if (rd && cz_is_op(rd, "Relu") && rd->n_outputs >= 1 && rd->outputs[0] &&
             !jq_excluded(&c->o->exclude, rd) &&
             (c->o->format == JOULE_QUANT_QDQ || !c->o->symmetric_activations))
             e->relu = rd;
@@ -575,29 +575,6 @@ static joule_status remove_if_dead(st_ctx *c, joule_node **n)
     return st;
 }
 
-static joule_status copy_conv_attrs(joule_graph *g, const joule_node *from, joule_node *to,
-                                    joule_error *err)
-{
-    static const char *const names[] = {"auto_pad", "dilations", "group", "kernel_shape", "pads",
-                                        "strides"};
-    joule_status st = JOULE_OK;
-    for (size_t i = 0; i < sizeof names / sizeof *names && !st; i++) {
-        const joule_attr *a = joule_node_attr(from, names[i]);
-        if (!a)
-            continue;
-        if (a->type == JOULE_ATTR_INT) {
-            st = joule_node_set_attr_int(g, to, a->name, a->i, err);
-        } else if (a->type == JOULE_ATTR_INTS) {
-            st = joule_node_set_attr_ints(g, to, a->name, a->ints, a->count, err);
-        } else if (a->type == JOULE_ATTR_STRING) {
-            char buf[64];
-            snprintf(buf, sizeof buf, "%.*s", (int)a->s.len, a->s.ptr);
-            st = joule_node_set_attr_string(g, to, a->name, buf, err);
-        }
-    }
-    return st;
-}
-
 /* int8 matrix transposed, optionally with two trailing 1s ([N, K, 1, 1] for a 1x1 conv). */
 static joule_status transpose_i8(const joule_tensor *w, bool conv4, joule_tensor **out,
                                  joule_error *err)
@@ -635,7 +612,7 @@ static joule_status to_qoperator_anchor(st_ctx *c, anchor *e, bool *done)
     qt *x = &c->t[e->x], *y = &c->t[e->y];
     joule_status st;
     char lb[160], name[400], hint[600];
-    const char *label = jq_label(g, n, lb, sizeof lb);
+    const char *label = cz_label(g, n, lb, sizeof lb);
     *done = false;
     bool has_bias = n->n_inputs > 2 && n->inputs[2];
     if (!x->q || !y->q || !y->qn || (has_bias && !e->bias_q))
@@ -650,7 +627,7 @@ static joule_status to_qoperator_anchor(st_ctx *c, anchor *e, bool *done)
         snprintf(name, sizeof name, "%s_QLinearConv", label);
         if ((st = jq_add_node(g, "QLinearConv", name, has_bias ? 9 : 8, ins, 1, &y->q, NULL, n,
                               NULL, &qn, c->err)) ||
-            (st = copy_conv_attrs(g, n, qn, c->err)))
+            (st = jq_copy_conv_attrs(g, n, qn, c->err)))
             return st;
     } else if (e->kind == K_MATMUL || !has_bias) {
         if (e->transposed) {
@@ -754,7 +731,7 @@ static joule_status to_qoperator(st_ctx *c, size_t *n_converted)
         qt *in = &c->t[e->in], *out = &c->t[e->out];
         if (!e->shared || !out->qn || !in->q)
             continue;
-        if (jq_is_op(e->n, "MaxPool") && c->opset < 12)
+        if (cz_is_op(e->n, "MaxPool") && c->opset < 12)
             continue;
         if (e->n->inputs[0] != in->dq)
             continue;
@@ -846,7 +823,7 @@ static joule_status report(st_ctx *c, const joule_calib_stats *stats, size_t n_q
         if ((st = jq_row(c->r, &row, c->err)))
             return st;
     }
-    return jq_note(c->r, "int8", c->g, NULL, NULL, c->err,
+    return cz_note(c->r, "int8", c->g, NULL, NULL, c->err,
                    "%zu layers quantized (%zu as QLinear ops), %zu activation tensors; "
                    "calibration: %zu items x %d passes in %.2f s (%.0f items/s, %s)",
                    c->na, n_qop, c->nt, stats->items, stats->passes, stats->seconds,
@@ -897,13 +874,13 @@ joule_status joule_quantize_static(joule_model *m, const joule_static_options *o
     if ((st = plan(&c)))
         goto done;
     if (c.na == 0) {
-        st = jq_note(r, "int8", g, NULL, NULL, err, "no Conv, MatMul or Gemm to quantize");
+        st = cz_note(r, "int8", g, NULL, NULL, err, "no Conv, MatMul or Gemm to quantize");
         goto done;
     }
     if ((st = calibrate(&c, &stats)))
         goto done;
     if (opset < 13 && !opt->per_tensor &&
-        (st = jq_note(r, "int8", g, NULL, NULL, err,
+        (st = cz_note(r, "int8", g, NULL, NULL, err,
                       "opset %lld has no per-channel DequantizeLinear: per-tensor weights",
                       (long long)opset)))
         goto done;

@@ -362,12 +362,6 @@ uint16_t jq_f32_to_f16_clamped(float x, uint64_t *over, uint64_t *under)
 
 /* ---- graph helpers ---- */
 
-bool jq_is_op(const joule_node *n, const char *op)
-{
-    return n && n->op_type && strcmp(n->op_type, op) == 0 &&
-           (!n->domain || !n->domain[0] || strcmp(n->domain, "ai.onnx") == 0);
-}
-
 bool jq_excluded(const joule_quant_exclude *ex, const joule_node *n)
 {
     for (size_t i = 0; ex && i < ex->n; i++) {
@@ -380,14 +374,6 @@ bool jq_excluded(const joule_quant_exclude *ex, const joule_node *n)
             return true;
     }
     return false;
-}
-
-const char *jq_label(const joule_graph *g, const joule_node *n, char *buf, size_t size)
-{
-    if (n->name && n->name[0])
-        return n->name;
-    snprintf(buf, size, "%s_%ld", n->op_type, joule_graph_node_index(g, n));
-    return buf;
 }
 
 void jq_free_name(const joule_graph *g, const char *hint, char *buf, size_t size)
@@ -502,22 +488,25 @@ joule_status jq_row(joule_report *r, const joule_layer_change *row, joule_error 
     return r ? joule_report_add(r, row, err) : JOULE_OK;
 }
 
-joule_status jq_note(joule_report *r, const char *pass, const joule_graph *g, const joule_node *n,
-                     const char *tensor, joule_error *err, const char *fmt, ...)
+joule_status jq_copy_conv_attrs(joule_graph *g, const joule_node *from, joule_node *to,
+                                joule_error *err)
 {
-    if (!r)
-        return JOULE_OK;
-    char note[512], lb[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(note, sizeof note, fmt, ap);
-    va_end(ap);
-    joule_layer_change row = {
-        .pass = pass,
-        .node = n ? jq_label(g, n, lb, sizeof lb) : NULL,
-        .op_type = n ? n->op_type : NULL,
-        .tensor = tensor,
-        .note = note,
-    };
-    return joule_report_add(r, &row, err);
+    static const char *const names[] = {"auto_pad", "dilations", "group", "kernel_shape", "pads",
+                                        "strides"};
+    joule_status st = JOULE_OK;
+    for (size_t i = 0; i < sizeof names / sizeof *names && !st; i++) {
+        const joule_attr *a = joule_node_attr(from, names[i]);
+        if (!a)
+            continue;
+        if (a->type == JOULE_ATTR_INT) {
+            st = joule_node_set_attr_int(g, to, a->name, a->i, err);
+        } else if (a->type == JOULE_ATTR_INTS) {
+            st = joule_node_set_attr_ints(g, to, a->name, a->ints, a->count, err);
+        } else if (a->type == JOULE_ATTR_STRING) {
+            char buf[64];
+            snprintf(buf, sizeof buf, "%.*s", (int)a->s.len, a->s.ptr);
+            st = joule_node_set_attr_string(g, to, a->name, buf, err);
+        }
+    }
+    return st;
 }
