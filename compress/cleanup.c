@@ -102,8 +102,9 @@ static joule_status remove_identities(joule_graph *g, joule_report *r, joule_err
         joule_node *n = g->nodes[i];
         bool done = false;
         joule_status st = JOULE_OK;
-        if ((cz_is_op(n, "Identity") || cz_is_op(n, "Dropout")) && n->n_inputs >= 1 && n->n_outputs >= 1) {
-            const char *why = cz_is_op(n, "Dropout") ? dropout_blocker(g, n) : NULL;
+        bool dropout = joule_node_is_op(n, "Dropout");
+        if ((dropout || joule_node_is_op(n, "Identity")) && n->n_inputs >= 1 && n->n_outputs >= 1) {
+            const char *why = dropout ? dropout_blocker(g, n) : NULL;
             if (why)
                 st = cz_note(r, PASS, g, n, NULL, err, "left alone: %s", why);
             else

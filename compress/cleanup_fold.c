@@ -215,7 +215,7 @@ static const char *fold_blocker(const joule_graph *g, const joule_node *n)
 {
     if (is_random(n->op_type))
         return "it draws random numbers";
-    if (cz_is_op(n, "DequantizeLinear"))
+    if (joule_node_is_op(n, "DequantizeLinear"))
         return "it dequantizes a quantized weight (folding would undo quantization)";
     for (int j = 0; j < n->n_outputs; j++)
         if (n->outputs[j] && (n->outputs[j]->flags & JOULE_VALUE_OUTPUT))
@@ -243,7 +243,7 @@ joule_status cz_fold_constants(joule_model *m, joule_report *r, joule_error *err
     for (size_t i = 0; i < g->n_nodes;) {
         joule_node *n = g->nodes[i];
         joule_status st = JOULE_OK;
-        if (cz_is_op(n, "Constant") && n->n_outputs == 1 && n->outputs[0]) {
+        if (joule_node_is_op(n, "Constant") && n->n_outputs == 1 && n->outputs[0]) {
             joule_value *v = n->outputs[0];
             if (v->flags & JOULE_VALUE_OUTPUT) {
                 i++;
@@ -263,7 +263,7 @@ joule_status cz_fold_constants(joule_model *m, joule_report *r, joule_error *err
                 return st;
             continue;
         }
-        if (cz_is_op(n, "Constant") || !all_inputs_constant(g, n)) {
+        if (joule_node_is_op(n, "Constant") || !all_inputs_constant(g, n)) {
             i++;
             continue;
         }
@@ -317,7 +317,7 @@ static const char *bn_blocker(const joule_graph *g, const joule_node *bn, const 
 {
     if (!p)
         return "its input is not a node's output";
-    bool conv = cz_is_op(p, "Conv"), gemm = cz_is_op(p, "Gemm");
+    bool conv = joule_node_is_op(p, "Conv"), gemm = joule_node_is_op(p, "Gemm");
     if (!conv && !gemm)
         return "it does not follow a Conv or Gemm";
     if (cz_uses(g, bn->inputs[0]) != 1)
@@ -408,7 +408,7 @@ static joule_status fold_one(joule_graph *g, joule_node *bn, joule_node *p, int6
         shift[c] = (double)beta[c] - (double)mean[c] * s[c];
     }
     /* the BN's parameters are read above; copies made below may move nothing they point to */
-    bool gemm = cz_is_op(p, "Gemm");
+    bool gemm = joule_node_is_op(p, "Gemm");
     bool old_bias = p->n_inputs > 2 && p->inputs[2];
     joule_tensor *w, *b;
     joule_status st = cz_private_const(g, p, 1, &w, err);
@@ -475,7 +475,7 @@ joule_status cz_fold_batchnorm(joule_model *m, joule_report *r, joule_error *err
     joule_graph *g = m->graph;
     for (size_t i = 0; i < g->n_nodes;) {
         joule_node *bn = g->nodes[i];
-        if (!cz_is_op(bn, "BatchNormalization") || bn->n_inputs < 1 || !bn->inputs[0] ||
+        if (!joule_node_is_op(bn, "BatchNormalization") || bn->n_inputs < 1 || !bn->inputs[0] ||
             bn->n_outputs < 1 || !bn->outputs[0]) {
             i++;
             continue;

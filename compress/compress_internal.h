@@ -40,9 +40,6 @@ int cz_weight_input(const joule_node *n);
 /* fnmatch(pat, s) == 0, NULL-safe. */
 bool cz_glob(const char *pat, const char *s);
 
-/* Whether n (NULL: no) is op_type in the default domain ("" or "ai.onnx"). */
-bool cz_is_op(const joule_node *n, const char *op_type);
-
 /* ---- tensors ---- */
 
 /* Elements equal to zero (floats: +0 and -0; NaN is not zero). */

@@ -20,7 +20,7 @@ const char *cz_label(const joule_graph *g, const joule_node *n, char *buf, size_
 static const joule_node *constant_node(const joule_graph *g, const joule_value *v)
 {
     const joule_node *p = joule_graph_producer(g, v);
-    if (p && strcmp(p->op_type, "Constant") == 0 && (!p->domain[0] || !strcmp(p->domain, "ai.onnx")))
+    if (joule_node_is_op(p, "Constant"))
         return p;
     return NULL;
 }
@@ -154,12 +154,6 @@ int cz_weight_input(const joule_node *n)
     if (!d || !(d->flags & JOULE_OP_WEIGHTED) || d->weight_input < 0 || d->weight_input >= n->n_inputs)
         return -1;
     return d->weight_input;
-}
-
-bool cz_is_op(const joule_node *n, const char *op_type)
-{
-    return n && n->op_type && strcmp(n->op_type, op_type) == 0 &&
-           (!n->domain || !n->domain[0] || strcmp(n->domain, "ai.onnx") == 0);
 }
 
 bool cz_glob(const char *pat, const char *s)

@@ -35,9 +35,9 @@ void joule_fp16_defaults(joule_fp16_options *o)
 /* Input slots that are float32 by the operator's definition whatever T is. */
 static bool f32_slot(const joule_node *n, int k)
 {
-    if (cz_is_op(n, "Resize"))
+    if (joule_node_is_op(n, "Resize"))
         return k == 1 || k == 2;
-    if (cz_is_op(n, "Upsample"))
+    if (joule_node_is_op(n, "Upsample"))
         return k == 1;
     return false;
 }
@@ -45,17 +45,18 @@ static bool f32_slot(const joule_node *n, int k)
 /* Output slots that are float32 (LayerNormalization's Mean and InvStdDev). */
 static bool f32_out_slot(const joule_node *n, int k)
 {
-    return cz_is_op(n, "LayerNormalization") && k > 0;
+    return joule_node_is_op(n, "LayerNormalization") && k > 0;
 }
 
 /* Input slots whose float type may legitimately differ from the node's other float inputs. */
 static bool free_slot(const joule_node *n, int k)
 {
-    if (f32_slot(n, k) || cz_is_op(n, "Cast") || cz_is_op(n, "CastLike"))
+    if (f32_slot(n, k) || joule_node_is_op(n, "Cast") || joule_node_is_op(n, "CastLike"))
         return true;
-    if (cz_is_op(n, "Pow") || cz_is_op(n, "Dropout") || cz_is_op(n, "GridSample"))
+    if (joule_node_is_op(n, "Pow") || joule_node_is_op(n, "Dropout") ||
+        joule_node_is_op(n, "GridSample"))
         return k == 1;
-    if (cz_is_op(n, "BatchNormalization"))
+    if (joule_node_is_op(n, "BatchNormalization"))
         return k >= 1;
     return false;
 }
@@ -166,9 +167,9 @@ static bool constant_of_shape_is_f32(const joule_node *n)
 
 static bool touches_f32(const fp_ctx *c, const joule_node *n)
 {
-    if (cz_is_op(n, "Constant"))
+    if (joule_node_is_op(n, "Constant"))
         return constant_is_f32(n);
-    if (cz_is_op(n, "ConstantOfShape"))
+    if (joule_node_is_op(n, "ConstantOfShape"))
         return constant_of_shape_is_f32(n);
     for (int k = 0; k < n->n_inputs; k++)
         if (is_f32(c, n->inputs[k]))
@@ -176,7 +177,7 @@ static bool touches_f32(const fp_ctx *c, const joule_node *n)
     for (int k = 0; k < n->n_outputs; k++)
         if (is_f32(c, n->outputs[k]))
             return true;
-    if (cz_is_op(n, "Cast") && joule_attr_int(n, "to", 0) == JOULE_F32)
+    if (joule_node_is_op(n, "Cast") && joule_attr_int(n, "to", 0) == JOULE_F32)
         return true;
     return false;
 }
@@ -194,7 +195,7 @@ static void classify_values(fp_ctx *c)
     for (size_t i = 0; i < c->nn; i++) {
         const joule_node *n = c->nodes[i];
         unsigned char cls = 0;
-        if (cz_is_op(n, "Shape") || cz_is_op(n, "Size")) {
+        if (joule_node_is_op(n, "Shape") || joule_node_is_op(n, "Size")) {
             cls = 2;
         } else {
             for (int k = 0; k < n->n_inputs; k++) {
@@ -228,7 +229,7 @@ static const char *blocked(const fp_ctx *c, const joule_node *n)
         return "default op block list";
     if (!joule_op_find(n->domain, n->op_type))
         return "op unknown to joule";
-    if (cz_is_op(n, "Constant") || cz_is_op(n, "ConstantOfShape"))
+    if (joule_node_is_op(n, "Constant") || joule_node_is_op(n, "ConstantOfShape"))
         return NULL;
     bool data = false, shape = false;
     for (int k = 0; k < n->n_inputs; k++) {
@@ -255,7 +256,8 @@ static void decide_constants(fp_ctx *c)
     joule_graph *g = c->g;
     for (size_t i = 0; i < c->nn; i++) {
         joule_node *n = c->nodes[i];
-        if (!c->convert[i] || !(cz_is_op(n, "Constant") || cz_is_op(n, "ConstantOfShape")))
+        if (!c->convert[i] ||
+            !(joule_node_is_op(n, "Constant") || joule_node_is_op(n, "ConstantOfShape")))
             continue;
         joule_value *out = n->n_outputs > 0 ? n->outputs[0] : NULL;
         bool any16 = false;
@@ -299,12 +301,12 @@ static joule_status patch_attrs(fp_ctx *c, joule_node *n)
     joule_graph *g = c->g;
     joule_status st = JOULE_OK;
     char lb[160];
-    if (cz_is_op(n, "Cast")) {
+    if (joule_node_is_op(n, "Cast")) {
         if (joule_attr_int(n, "to", 0) == JOULE_F32)
             st = joule_node_set_attr_int(g, n, "to", JOULE_F16, c->err);
         return st;
     }
-    if (cz_is_op(n, "Constant") || cz_is_op(n, "ConstantOfShape")) {
+    if (joule_node_is_op(n, "Constant") || joule_node_is_op(n, "ConstantOfShape")) {
         const joule_attr *a = joule_node_attr(n, "value");
         joule_tensor *t = NULL;
         uint64_t over = 0, under = 0;
@@ -330,7 +332,7 @@ static joule_status patch_attrs(fp_ctx *c, joule_node *n)
             for (size_t i = 0; i < a->count; i++)
                 p[i] = jq_f32_to_f16_clamped(a->floats[i], &over, &under);
             joule_node_remove_attr(n, "value_floats");
-        } else if (cz_is_op(n, "ConstantOfShape")) {
+        } else if (joule_node_is_op(n, "ConstantOfShape")) {
             int64_t one = 1;
             if ((st = joule_tensor_new(JOULE_F16, 1, &one, &t, c->err)))
                 return st;
@@ -446,10 +448,10 @@ static joule_status rewrite(fp_ctx *c)
             size_t v = vindex_get(&c->ix, n->outputs[k]);
             if (v == SIZE_MAX || f32_out_slot(n, k))
                 continue;
-            bool becomes = c->orig[v] == JOULE_F32 ||
-                           (cz_is_op(n, "Cast") && joule_attr_int(n, "to", 0) == JOULE_F16) ||
-                           ((cz_is_op(n, "Constant") || cz_is_op(n, "ConstantOfShape")) &&
-                            c->orig[v] == JOULE_F32);
+            bool constant = joule_node_is_op(n, "Constant") ||
+                            joule_node_is_op(n, "ConstantOfShape");
+            bool to_f16 = joule_node_is_op(n, "Cast") && joule_attr_int(n, "to", 0) == JOULE_F16;
+            bool becomes = c->orig[v] == JOULE_F32 || to_f16 || (constant && c->orig[v] == JOULE_F32);
             if (becomes) {
                 c->now[v] = JOULE_F16;
                 n->outputs[k]->dtype = JOULE_F16;
@@ -677,13 +679,13 @@ joule_status jq_check_float_types(const joule_model *m, joule_error *err)
             if (n->inputs[k] && f32_slot(n, k)) {
                 const joule_value *v = n->inputs[k];
                 joule_dtype t = v->data ? v->data->dtype : v->dtype;
-                if (t == JOULE_F16 && !(cz_is_op(n, "Resize") && k == 1))
+                if (t == JOULE_F16 && !(joule_node_is_op(n, "Resize") && k == 1))
                     return joule_fail(err, JOULE_ERR_INVALID,
                                       "node '%s' (%s): input %d ('%s') must be float32, is %s",
                                       cz_label(g, n, lb, sizeof lb), n->op_type, k, v->name,
                                       joule_dtype_name(t));
             }
-        if (cz_is_op(n, "Cast") && n->n_outputs > 0 && n->outputs[0]) {
+        if (joule_node_is_op(n, "Cast") && n->n_outputs > 0 && n->outputs[0]) {
             int64_t to = joule_attr_int(n, "to", 0);
             joule_dtype t = n->outputs[0]->dtype;
             if (t != JOULE_UNDEFINED && to != (int64_t)t)

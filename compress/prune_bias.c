@@ -182,8 +182,8 @@ static joule_status candidates(const joule_graph *g, bc_layer **out, size_t *n_o
     for (size_t i = 0; i < g->n_nodes; i++) {
         const joule_node *nd = g->nodes[i];
         int wi = cz_weight_input(nd);
-        bool conv = cz_is_op(nd, "Conv") || cz_is_op(nd, "ConvTranspose");
-        bool gemm = cz_is_op(nd, "Gemm"), matmul = cz_is_op(nd, "MatMul");
+        bool conv = joule_node_is_op(nd, "Conv") || joule_node_is_op(nd, "ConvTranspose");
+        bool gemm = joule_node_is_op(nd, "Gemm"), matmul = joule_node_is_op(nd, "MatMul");
         if (wi < 0 || !(conv || gemm || matmul) || nd->n_outputs < 1 || !nd->outputs[0])
             continue;
         const joule_tensor *w = cz_const(g, nd->inputs[wi]);
@@ -402,11 +402,11 @@ static bool weight_geometry(const joule_node *n, const joule_tensor *w, int64_t 
     memset(gm, 0, sizeof *gm);
     if (C <= 0 || w->count == 0)
         return false;
-    if (cz_is_op(n, "Conv")) {
+    if (joule_node_is_op(n, "Conv")) {
         gm->per = w->count / (size_t)C;
         return w->rank >= 1 && w->dims[0] == C;
     }
-    if (cz_is_op(n, "ConvTranspose")) {
+    if (joule_node_is_op(n, "ConvTranspose")) {
         int64_t grp = joule_attr_int(n, "group", 1);
         if (w->rank < 2 || grp < 1 || w->dims[0] % grp || w->dims[1] * grp != C)
             return false;
@@ -416,7 +416,7 @@ static bool weight_geometry(const joule_node *n, const joule_tensor *w, int64_t 
         gm->rest = w->count / ((size_t)w->dims[0] * gm->m_g);
         return true;
     }
-    if (cz_is_op(n, "Gemm") && joule_attr_int(n, "transB", 0)) {
+    if (joule_node_is_op(n, "Gemm") && joule_attr_int(n, "transB", 0)) {
         gm->per = w->count / (size_t)C;
         return w->rank == 2 && w->dims[0] == C;
     }
@@ -502,7 +502,7 @@ static joule_status new_bias(const joule_tensor *old, double beta, bool with_sca
 static joule_status fix_bias_input(joule_graph *g, joule_node *n, bc_fix *f, const char *label,
                                    char *why, size_t why_size, joule_error *err)
 {
-    bool gemm = cz_is_op(n, "Gemm");
+    bool gemm = joule_node_is_op(n, "Gemm");
     double beta = gemm ? joule_attr_float(n, "beta", 1.0f) : 1.0;
     joule_value *bv = n->n_inputs > 2 ? n->inputs[2] : NULL;
     const joule_tensor *w = cz_const(g, n->inputs[1]), *b = NULL;
@@ -573,7 +573,7 @@ static joule_node *bias_add(const joule_graph *g, const joule_node *mm, int64_t 
         for (int q = 0; q < g->nodes[i]->n_inputs; q++)
             if (g->nodes[i]->inputs[q] == y)
                 add = g->nodes[i];
-    if (!add || !cz_is_op(add, "Add") || add->n_inputs != 2)
+    if (!add || !joule_node_is_op(add, "Add") || add->n_inputs != 2)
         return NULL;
     *k = add->inputs[0] == y ? 1 : 0;
     const joule_tensor *c = cz_const(g, add->inputs[*k]);
@@ -695,7 +695,7 @@ static joule_status correct(joule_graph *g, bc_layer *L, bool shift_only, size_t
     bc_fix f = {.C = C, .scale = scaled ? scale : NULL, .shift = shift};
     if (!finite)
         snprintf(why, sizeof why, "the output means are not finite");
-    else if (cz_is_op(n, "MatMul"))
+    else if (joule_node_is_op(n, "MatMul"))
         st = fix_matmul(g, n, &f, label, why, sizeof why, err);
     else
         st = fix_bias_input(g, n, &f, label, why, sizeof why, err);

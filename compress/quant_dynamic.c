@@ -47,7 +47,7 @@ typedef struct dyn_ctx {
 /* Why node n cannot be quantized dynamically (NULL when it can). */
 static const char *unsuited(const joule_graph *g, const joule_node *n)
 {
-    const bool conv = cz_is_op(n, "Conv"), gemm = cz_is_op(n, "Gemm");
+    const bool conv = joule_node_is_op(n, "Conv"), gemm = joule_node_is_op(n, "Gemm");
     if (n->n_inputs < 2 || !n->inputs[0] || !n->inputs[1] || n->n_outputs < 1 || !n->outputs[0])
         return "missing input or output";
     const joule_value *x = n->inputs[0];
@@ -251,7 +251,7 @@ static joule_status bias_const(dyn_ctx *c, joule_node *n, bool conv, int out_ran
 static joule_status quantize_node(dyn_ctx *c, joule_node *n)
 {
     joule_graph *g = c->g;
-    const bool conv = cz_is_op(n, "Conv"), gemm = cz_is_op(n, "Gemm");
+    const bool conv = joule_node_is_op(n, "Conv"), gemm = joule_node_is_op(n, "Gemm");
     const bool transposed = gemm && joule_attr_int(n, "transB", 0) != 0;
     joule_status st;
     char lb[160], name[400];
@@ -379,7 +379,8 @@ joule_status joule_quantize_dynamic(joule_model *m, const joule_dynamic_options 
         return joule_fail(err, JOULE_ERR_NOMEM, "int8 dynamic: out of memory");
     for (size_t i = 0; i < n0 && !st; i++) {
         joule_node *n = g->nodes[i];
-        if (!cz_is_op(n, "Conv") && !cz_is_op(n, "MatMul") && !cz_is_op(n, "Gemm"))
+        if (!joule_node_is_op(n, "Conv") && !joule_node_is_op(n, "MatMul") &&
+            !joule_node_is_op(n, "Gemm"))
             continue;
         const char *why = jq_excluded(&opt->exclude, n) ? "excluded" : unsuited(g, n);
         if (why)

@@ -197,15 +197,16 @@ static const char *anchor_unsuited(const st_ctx *c, const joule_node *n, int kin
 
 static bool is_shared_op(const joule_node *n)
 {
-    return cz_is_op(n, "MaxPool") || cz_is_op(n, "Reshape") || cz_is_op(n, "Flatten") ||
-           cz_is_op(n, "Transpose") || cz_is_op(n, "Squeeze") || cz_is_op(n, "Unsqueeze");
+    return joule_node_is_op(n, "MaxPool") || joule_node_is_op(n, "Reshape") ||
+           joule_node_is_op(n, "Flatten") || joule_node_is_op(n, "Transpose") ||
+           joule_node_is_op(n, "Squeeze") || joule_node_is_op(n, "Unsqueeze");
 }
 
 static bool is_own_op(const joule_node *n)
 {
-    return cz_is_op(n, "AveragePool") || cz_is_op(n, "GlobalAveragePool") ||
-           cz_is_op(n, "Relu") || cz_is_op(n, "Clip") || cz_is_op(n, "Add") ||
-           cz_is_op(n, "Concat");
+    return joule_node_is_op(n, "AveragePool") || joule_node_is_op(n, "GlobalAveragePool") ||
+           joule_node_is_op(n, "Relu") || joule_node_is_op(n, "Clip") ||
+           joule_node_is_op(n, "Add") || joule_node_is_op(n, "Concat");
 }
 
 static bool is_anchor(const st_ctx *c, const joule_node *n)
@@ -229,10 +230,10 @@ static joule_status plan_neighbours(st_ctx *c)
         if (n->n_outputs > 1 && n->outputs[1]) /* MaxPool Indices */
             continue;
         bool ok = n->n_inputs >= 1 && n->inputs[0] && qt_find(c, n->inputs[0]) >= 0;
-        if (cz_is_op(n, "Add") || cz_is_op(n, "Concat")) {
+        if (joule_node_is_op(n, "Add") || joule_node_is_op(n, "Concat")) {
             for (int k = 0; ok && k < n->n_inputs; k++)
                 ok = n->inputs[k] && qt_find(c, n->inputs[k]) >= 0;
-        } else if (cz_is_op(n, "Clip")) {
+        } else if (joule_node_is_op(n, "Clip")) {
             for (int k = 1; ok && k < n->n_inputs; k++)
                 ok = !n->inputs[k] || cz_const(g, n->inputs[k]);
         }
@@ -264,8 +265,8 @@ static joule_status plan(st_ctx *c)
         return joule_fail(c->err, JOULE_ERR_NOMEM, "int8: out of memory");
     for (size_t i = 0; i < g->n_nodes; i++) {
         joule_node *n = g->nodes[i];
-        int kind = cz_is_op(n, "Conv") ? K_CONV : cz_is_op(n, "MatMul") ? K_MATMUL
-                                                : cz_is_op(n, "Gemm")   ? K_GEMM
+        int kind = joule_node_is_op(n, "Conv") ? K_CONV : joule_node_is_op(n, "MatMul") ? K_MATMUL
+                                                : joule_node_is_op(n, "Gemm")   ? K_GEMM
                                                                         : -1;
         if (kind < 0)
             continue;
@@ -284,7 +285,7 @@ static joule_status plan(st_ctx *c)
         if ((st = qt_get(c, n->inputs[0], &e->x)))
             return st;
         joule_node *rd = sole_reader(g, n->outputs[0]);
-        if (rd && cz_is_op(rd, "Relu") && rd->n_outputs >= 1 && rd->outputs[0] &&
+        if (rd && joule_node_is_op(rd, "Relu") && rd->n_outputs >= 1 && rd->outputs[0] &&
             !jq_excluded(&c->o->exclude, rd) &&
             (c->o->format == JOULE_QUANT_QDQ || !c->o->symmetric_activations))
             e->relu = rd;
@@ -731,7 +732,7 @@ static joule_status to_qoperator(st_ctx *c, size_t *n_converted)
         qt *in = &c->t[e->in], *out = &c->t[e->out];
         if (!e->shared || !out->qn || !in->q)
             continue;
-        if (cz_is_op(e->n, "MaxPool") && c->opset < 12)
+        if (joule_node_is_op(e->n, "MaxPool") && c->opset < 12)
             continue;
         if (e->n->inputs[0] != in->dq)
             continue;

@@ -352,12 +352,6 @@ static bool is_float(joule_dtype dt)
     return dt == JOULE_F32 || dt == JOULE_F16 || dt == JOULE_BF16 || dt == JOULE_F64;
 }
 
-static bool op_is(const joule_node *n, const char *op)
-{
-    return n && strcmp(n->op_type, op) == 0 && (!n->domain || !*n->domain ||
-                                                 strcmp(n->domain, "ai.onnx") == 0);
-}
-
 /* The only node reading v, or NULL. */
 static joule_node *sole_consumer(const joule_graph *g, const joule_value *v, joule_error *err)
 {
@@ -378,14 +372,14 @@ static const joule_value *follow(const joule_graph *g, const joule_value *v, jou
         joule_node *c = sole_consumer(g, v, err);
         if (!c || c->n_outputs < 1 || !c->outputs[0] || c->n_inputs < 1 || c->inputs[0] != v)
             break;
-        if (op_is(c, "QuantizeLinear")) {
+        if (joule_node_is_op(c, "QuantizeLinear")) {
             joule_node *d = sole_consumer(g, c->outputs[0], err);
-            if (!op_is(d, "DequantizeLinear") || d->n_outputs < 1 || !d->outputs[0] ||
+            if (!joule_node_is_op(d, "DequantizeLinear") || d->n_outputs < 1 || !d->outputs[0] ||
                 d->inputs[0] != c->outputs[0])
                 break;
             v = d->outputs[0];
-        } else if ((op_is(c, "DequantizeLinear") && !is_float(v->dtype)) ||
-                   (op_is(c, "Cast") && is_float(c->outputs[0]->dtype))) {
+        } else if ((joule_node_is_op(c, "DequantizeLinear") && !is_float(v->dtype)) ||
+                   (joule_node_is_op(c, "Cast") && is_float(c->outputs[0]->dtype))) {
             v = c->outputs[0];
         } else {
             break;
@@ -449,8 +443,8 @@ static joule_status ev_layers_open(const ev_model *em, const ev_model *eb, const
     /* every float value a baseline node makes whose name the model also has */
     for (size_t i = 0; i < gb->n_nodes; i++) {
         const joule_node *node = gb->nodes[i];
-        if (op_is(node, "Constant") || op_is(node, "QuantizeLinear") ||
-            op_is(node, "DequantizeLinear") || op_is(node, "Cast"))
+        if (joule_node_is_op(node, "Constant") || joule_node_is_op(node, "QuantizeLinear") ||
+            joule_node_is_op(node, "DequantizeLinear") || joule_node_is_op(node, "Cast"))
             continue;
         for (int o = 0; o < node->n_outputs; o++) {
             const joule_value *bv = node->outputs[o];

@@ -13,11 +13,6 @@
 
 #include "eval/engine_internal.h"
 
-static bool is_op(const joule_node *n, const char *op)
-{
-    return n->op_type && !strcmp(n->op_type, op) && (!n->domain || !*n->domain);
-}
-
 /* A float32 initializer the caller cannot feed: rank -1 and count 0 accept any. */
 static const joule_tensor *const_f32(const joule_session *s, const joule_value *v, int rank,
                                      size_t count)
@@ -65,9 +60,11 @@ static bool fusable_act(const joule_session *s, const joule_node *n)
 {
     if (n->n_outputs != 1 || !n->outputs[0])
         return false;
-    if ((is_op(n, "Relu") || is_op(n, "HardSwish") || is_op(n, "LeakyRelu")) && n->n_inputs == 1)
+    if ((joule_node_is_op(n, "Relu") || joule_node_is_op(n, "HardSwish") ||
+         joule_node_is_op(n, "LeakyRelu")) &&
+        n->n_inputs == 1)
         return true;
-    if (!is_op(n, "Clip") || n->n_inputs < 1 || n->n_inputs > 3)
+    if (!joule_node_is_op(n, "Clip") || n->n_inputs < 1 || n->n_inputs > 3)
         return false;
     for (int k = 1; k < n->n_inputs; k++)
         if (n->inputs[k] && !const_f32(s, n->inputs[k], -1, 1))
@@ -127,7 +124,7 @@ joule_status eng_find_conv_fusions(joule_session *s, joule_error *err)
     const joule_graph *g = s->g;
     size_t n_conv = 0;
     for (size_t i = 0; i < g->n_nodes; i++)
-        n_conv += is_op(g->nodes[i], "Conv");
+        n_conv += joule_node_is_op(g->nodes[i], "Conv");
     if (!n_conv || has_subgraph(g))
         return JOULE_OK;
     s->node_cfusion = calloc(g->n_nodes, sizeof *s->node_cfusion);
@@ -154,8 +151,8 @@ joule_status eng_find_conv_fusions(joule_session *s, joule_error *err)
     }
     for (size_t i = 0; i < g->n_nodes && !st; i++) {
         const joule_node *n = g->nodes[i];
-        if (!is_op(n, "Conv") || (s->node_fusion && s->node_fusion[i]) || n->n_outputs != 1 ||
-            !n->outputs[0] || n->n_inputs < 2 || n->n_inputs > 3)
+        if (!joule_node_is_op(n, "Conv") || (s->node_fusion && s->node_fusion[i]) ||
+            n->n_outputs != 1 || !n->outputs[0] || n->n_inputs < 2 || n->n_inputs > 3)
             continue;
         const joule_tensor *w = const_f32(s, n->inputs[1], -1, 0);
         if (!w || w->rank < 3 || w->dims[0] <= 0)
@@ -172,7 +169,7 @@ joule_status eng_find_conv_fusions(joule_session *s, joule_error *err)
         size_t r = sole_reader(s, readers, reader, y);
         if (r != SIZE_MAX && r > i && !(s->node_fusion && s->node_fusion[r])) {
             const joule_node *bn = g->nodes[r];
-            bool bn_ok = is_op(bn, "BatchNormalization") && bn->n_inputs == 5 &&
+            bool bn_ok = joule_node_is_op(bn, "BatchNormalization") && bn->n_inputs == 5 &&
                          bn->n_outputs >= 1 && bn->outputs[0] &&
                          joule_attr_int(bn, "training_mode", 0) == 0 &&
                          joule_attr_int(bn, "spatial", 1) == 1;

@@ -244,6 +244,12 @@ joule_status joule_graph_toposort(joule_graph *g, joule_error *err)
     return st;
 }
 
+bool joule_node_is_op(const joule_node *n, const char *op_type)
+{
+    return n && n->op_type && strcmp(n->op_type, op_type) == 0 &&
+           (!n->domain || !n->domain[0] || strcmp(n->domain, "ai.onnx") == 0);
+}
+
 /* ---- attributes ---- */
 
 const joule_attr *joule_node_attr(const joule_node *n, const char *name)

@@ -20,18 +20,13 @@
 static const double pj_mult[3] = {JOULE_PJ_INT8_MULT, JOULE_PJ_FP16_MULT, JOULE_PJ_FP32_MULT};
 static const double pj_add[3] = {JOULE_PJ_INT8_ADD, JOULE_PJ_FP16_ADD, JOULE_PJ_FP32_ADD};
 
-static bool is_op(const joule_node *n, const char *op)
-{
-    return strcmp(n->op_type, op) == 0 && (!n->domain || !n->domain[0]);
-}
-
 /* Nodes that only relabel or describe data (no arithmetic, no copy in joule's engine). */
 static bool is_view(const joule_node *n)
 {
     static const char *views[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity",
                                   "Dropout", "Constant", "Shape", "Size", "ConstantOfShape"};
     for (size_t i = 0; i < sizeof views / sizeof *views; i++)
-        if (is_op(n, views[i]))
+        if (joule_node_is_op(n, views[i]))
             return true;
     return false;
 }
@@ -43,7 +38,7 @@ static bool is_constant(const joule_graph *g, const joule_value *v)
     if (v->data)
         return true;
     const joule_node *p = joule_graph_producer(g, v);
-    return p && is_op(p, "Constant");
+    return p && joule_node_is_op(p, "Constant");
 }
 
 /* Elements of v with unknown dims taken as 1; 0 when even the rank is unknown. */
@@ -82,17 +77,19 @@ static uint64_t node_macs(const joule_node *n)
     const joule_value *y = n->n_outputs > 0 ? n->outputs[0] : NULL;
     if (!x || !y || y->shape.rank < 0)
         return 0;
-    if (is_op(n, "QLinearConv") || is_op(n, "QLinearMatMul"))
+    if (joule_node_is_op(n, "QLinearConv") || joule_node_is_op(n, "QLinearMatMul"))
         w = n->n_inputs > 3 ? n->inputs[3] : NULL;
     if (!w || w->shape.rank < 0)
         return 0;
-    if (is_op(n, "Conv") || is_op(n, "ConvInteger") || is_op(n, "QLinearConv"))
+    if (joule_node_is_op(n, "Conv") || joule_node_is_op(n, "ConvInteger") ||
+        joule_node_is_op(n, "QLinearConv"))
         return elems(y) * elems_from(w, 1);
-    if (is_op(n, "ConvTranspose"))
+    if (joule_node_is_op(n, "ConvTranspose"))
         return elems(x) * elems_from(w, 1);
-    if (is_op(n, "Gemm"))
+    if (joule_node_is_op(n, "Gemm"))
         return elems(y) * dim(x, joule_attr_int(n, "transA", 0) ? 0 : 1);
-    if (is_op(n, "MatMul") || is_op(n, "MatMulInteger") || is_op(n, "QLinearMatMul"))
+    if (joule_node_is_op(n, "MatMul") || joule_node_is_op(n, "MatMulInteger") ||
+        joule_node_is_op(n, "QLinearMatMul"))
         return elems(y) * dim(x, x->shape.rank - 1);
     return 0;
 }
@@ -117,7 +114,7 @@ static joule_num_class class_of_dtype(joule_dtype t)
 static bool qdq_int8_weight(const joule_graph *g, const joule_value *v)
 {
     const joule_node *p = v ? joule_graph_producer(g, v) : NULL;
-    if (!p || !is_op(p, "DequantizeLinear") || p->n_inputs < 1 || !p->inputs[0])
+    if (!p || !joule_node_is_op(p, "DequantizeLinear") || p->n_inputs < 1 || !p->inputs[0])
         return false;
     const joule_value *q = p->inputs[0];
     return is_constant(g, q) && class_of_dtype(q->dtype) == JOULE_NUM_INT8;
@@ -125,8 +122,8 @@ static bool qdq_int8_weight(const joule_graph *g, const joule_value *v)
 
 static joule_num_class mac_class(const joule_graph *g, const joule_node *n)
 {
-    if (is_op(n, "ConvInteger") || is_op(n, "MatMulInteger") || is_op(n, "QLinearConv") ||
-        is_op(n, "QLinearMatMul"))
+    if (joule_node_is_op(n, "ConvInteger") || joule_node_is_op(n, "MatMulInteger") ||
+        joule_node_is_op(n, "QLinearConv") || joule_node_is_op(n, "QLinearMatMul"))
         return JOULE_NUM_INT8;
     if (n->n_inputs > 1 && qdq_int8_weight(g, n->inputs[1]))
         return JOULE_NUM_INT8;

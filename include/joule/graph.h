@@ -191,6 +191,9 @@ joule_status joule_graph_validate(const joule_graph *g, joule_error *err);
 /* Reorders nodes topologically (stable); fails on a cycle naming a node on it. */
 joule_status joule_graph_toposort(joule_graph *g, joule_error *err);
 
+/* Whether n (NULL: no) is op_type in the default ONNX domain ("" or "ai.onnx"). */
+bool joule_node_is_op(const joule_node *n, const char *op_type);
+
 /* ---- attributes ---- */
 const joule_attr *joule_node_attr(const joule_node *n, const char *name);
 int64_t joule_attr_int(const joule_node *n, const char *name, int64_t dflt);

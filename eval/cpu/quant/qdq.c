@@ -12,12 +12,6 @@
 
 /* ---- matching ---- */
 
-static bool is_op(const joule_node *n, const char *op)
-{
-    return n && n->op_type && strcmp(n->op_type, op) == 0 &&
-           (!n->domain || !*n->domain || strcmp(n->domain, "ai.onnx") == 0);
-}
-
 static const joule_value *input_at(const joule_node *n, int i)
 {
     return i < n->n_inputs ? n->inputs[i] : NULL;
@@ -127,8 +121,8 @@ bool joule_qdq_match(const joule_graph *g, const joule_node *anchor, joule_qdq_p
     memset(out, 0, sizeof *out);
     if (!g || !anchor)
         return false;
-    const bool conv = is_op(anchor, "Conv"), matmul = is_op(anchor, "MatMul"),
-               gemm = is_op(anchor, "Gemm");
+    const bool conv = joule_node_is_op(anchor, "Conv"), matmul = joule_node_is_op(anchor, "MatMul"),
+               gemm = joule_node_is_op(anchor, "Gemm");
     if (!conv && !matmul && !gemm)
         return false;
     if (anchor->n_outputs < 1 || !anchor->outputs[0])
@@ -141,7 +135,7 @@ bool joule_qdq_match(const joule_graph *g, const joule_node *anchor, joule_qdq_p
     if (!xf || !wf)
         return false;
     const joule_node *dq_x = joule_graph_producer(g, xf);
-    if (!is_op(dq_x, "DequantizeLinear") || dq_x->n_inputs < 2)
+    if (!joule_node_is_op(dq_x, "DequantizeLinear") || dq_x->n_inputs < 2)
         return false;
     const joule_value *xq = input_at(dq_x, 0), *xs = input_at(dq_x, 1), *xz = input_at(dq_x, 2);
     if (!xq || !maybe_int8(xq) || !const_scale_scalar(xs) ||
@@ -150,7 +144,7 @@ bool joule_qdq_match(const joule_graph *g, const joule_node *anchor, joule_qdq_p
 
     /* weights: DequantizeLinear(w const, scale, zp), per tensor or per output channel */
     const joule_node *dq_w = joule_graph_producer(g, wf);
-    if (!is_op(dq_w, "DequantizeLinear") || dq_w->n_inputs < 2)
+    if (!joule_node_is_op(dq_w, "DequantizeLinear") || dq_w->n_inputs < 2)
         return false;
     const joule_value *wq = input_at(dq_w, 0);
     if (!is_const(wq) || !joule_q_is_int8(wq->data->dtype))
@@ -178,7 +172,7 @@ bool joule_qdq_match(const joule_graph *g, const joule_node *anchor, joule_qdq_p
     if (bf) {
         const joule_node *prod = joule_graph_producer(g, bf);
         if (prod) {
-            if (!is_op(prod, "DequantizeLinear") || prod->n_inputs < 2)
+            if (!joule_node_is_op(prod, "DequantizeLinear") || prod->n_inputs < 2)
                 return false;
             const joule_value *bq = input_at(prod, 0);
             if (!is_const(bq) || bq->data->dtype != JOULE_I32 || bq->data->rank > 1 ||
@@ -205,15 +199,15 @@ bool joule_qdq_match(const joule_graph *g, const joule_node *anchor, joule_qdq_p
     /* [Relu ->] QuantizeLinear(y_scale, y_zp) per tensor */
     const joule_value *yf = anchor->outputs[0];
     const joule_node *next = single_consumer(g, yf), *relu = NULL;
-    if (is_op(next, "Relu")) {
+    if (joule_node_is_op(next, "Relu")) {
         relu = next;
         if (relu->n_outputs < 1 || input_at(relu, 0) != yf)
             return false;
         yf = relu->outputs[0];
         next = single_consumer(g, yf);
     }
-    if (!is_op(next, "QuantizeLinear") || next->n_inputs < 2 || input_at(next, 0) != yf ||
-        next->n_outputs < 1 || !next->outputs[0])
+    if (!joule_node_is_op(next, "QuantizeLinear") || next->n_inputs < 2 ||
+        input_at(next, 0) != yf || next->n_outputs < 1 || !next->outputs[0])
         return false;
     const joule_node *q = next;
     const joule_value *ys = input_at(q, 1), *yz = input_at(q, 2);
