@@ -30,6 +30,7 @@
 #include "joule/prune.h"
 
 #define PASS "prune_channels"
+#define MAX_MULTIPLE 4096
 
 void joule_channel_defaults(joule_channel_options *o)
 {
@@ -1036,6 +1037,19 @@ static bool keeps_zero(ctx *c, const space *s, const edit *e, int64_t ch)
     return true;
 }
 
+/* How many of hd channels to drop when k were asked for, so that the kept count is a multiple of
+ * m: the nearest multiple (at least m; round_up: the next one up); 0 when that keeps them all. */
+static int64_t round_drop(int64_t hd, int64_t k, int64_t m, bool round_up)
+{
+    if (m <= 1)
+        return k;
+    int64_t keep = hd - k;
+    int64_t r = round_up ? (keep + m - 1) / m * m : (keep + m / 2) / m * m;
+    if (r < m)
+        r = m;
+    return r >= hd ? 0 : hd - r;
+}
+
 /* Chooses the channels to drop in space s (drop has 2 * C entries: the second half is scratch);
  * *n_drop 0 means none. */
 static joule_status choose(ctx *c, space *s, bool *drop, int64_t *n_drop)
@@ -1097,6 +1111,7 @@ static joule_status choose(ctx *c, space *s, bool *drop, int64_t *n_drop)
             if (n < k)
                 k = n;
         }
+        k = round_drop(hd, k, c->o->multiple, true);
         for (int64_t h = 0; h < H; h++)
             for (int64_t ch = h * hd, n = 0; ch < (h + 1) * hd && n < k; ch++)
                 if (dead[ch]) {
@@ -1110,6 +1125,7 @@ static joule_status choose(ctx *c, space *s, bool *drop, int64_t *n_drop)
             k = hd - 1;
         if (k < 0)
             k = 0;
+        k = round_drop(hd, k, c->o->multiple, false);
         for (int64_t h = 0; h < H; h++) {
             size_t *ord = order + h * hd;
             for (int64_t i = 0; i < hd; i++)
@@ -1232,6 +1248,10 @@ joule_status cz_prune_channels_mapped(joule_model *m, const joule_channel_option
                           opt->ratio);
     if (opt->norm != JOULE_CHANNEL_L1 && opt->norm != JOULE_CHANNEL_L2)
         return joule_fail(err, JOULE_ERR_INVALID, "prune_channels: norm must be l1 or l2");
+    if (opt->multiple < 0 || opt->multiple > MAX_MULTIPLE)
+        return joule_fail(err, JOULE_ERR_INVALID,
+                          "prune_channels: multiple %lld is outside [0, %d]",
+                          (long long)opt->multiple, MAX_MULTIPLE);
     joule_graph *g = m->graph;
     if (cz_has_subgraphs(g))
         return cz_note(r, PASS, g, NULL, NULL, err,

@@ -383,7 +383,8 @@ joule_status cz_prune_from_json(joule_recipe *r, const cJSON *obj, void *opts, c
 joule_status cz_channels_from_json(joule_recipe *r, const cJSON *obj, void *opts,
                                    const char *where, joule_error *err)
 {
-    static const char *const keys[] = {"ratio", "norm", "skip", "zero_only", "correct_bias", NULL};
+    static const char *const keys[] = {"ratio", "norm", "skip", "multiple", "zero_only",
+                                       "correct_bias", NULL};
     joule_channel_options *o = opts;
     bool found = false;
     joule_status st = cz_json_keys(obj, keys, where, err);
@@ -403,6 +404,17 @@ joule_status cz_channels_from_json(joule_recipe *r, const cJSON *obj, void *opts
     }
     if (!st)
         st = cz_json_strings(r, obj, "skip", &o->skip, &o->n_skip, where, err);
+    double multiple = 0;
+    bool have_multiple = false;
+    if (!st)
+        st = cz_json_number(obj, "multiple", 0, 4096, false, &multiple, &have_multiple, where,
+                            err);
+    if (!st && have_multiple) {
+        if (multiple != floor(multiple))
+            st = joule_fail(err, JOULE_ERR_INVALID, "%s: 'multiple' must be a whole number, not %g",
+                            where, multiple);
+        o->multiple = (int64_t)multiple;
+    }
     if (!st)
         st = cz_json_bool(obj, "zero_only", &o->zero_only, where, err);
     if (!st)

@@ -111,6 +111,11 @@ typedef enum joule_channel_norm {
 typedef struct joule_channel_options {
     double ratio;             /* fraction of each channel group's channels removed, [0, 1) */
     joule_channel_norm norm;  /* importance of a channel: L1 or L2 norm of its weights */
+    /* Round the channels each group keeps (each head, for attention) to the nearest multiple of
+     * this, at least one multiple, so that runtimes whose kernels work on blocks of channels (ONNX
+     * Runtime's NCHWc convolutions: 8 or 16) keep their fast path. 0 or 1: the ratio exactly.
+     * With zero_only it rounds up (fewer channels removed). At most 4096. */
+    int64_t multiple;
     const char *const *skip;  /* globs on node names whose output channels stay */
     size_t n_skip;
     /* Remove only channels whose weights and bias are zero in every producer (whatever the

@@ -43,6 +43,10 @@ expect 2 "--prune .*\[0,1\).*'1'" --prune 1
 expect 2 "--prune .*\[0,1\).*'-0.2'" --prune -0.2
 expect 2 "--prune .*'nan'" --prune nan
 expect 2 "--prune-channels .*'1.5'" --prune-channels 1.5
+expect 2 "--channel-multiple .*'0'" --prune-channels 0.3 --channel-multiple 0
+expect 2 "--channel-multiple .*'16x'" --prune-channels 0.3 --channel-multiple 16x
+expect 2 "--channel-multiple .*'99999'" --prune-channels 0.3 --channel-multiple 99999
+expect 2 "--channel-multiple need --prune-channels" --prune 0.5 --channel-multiple 16
 expect 2 "--prune-pattern.*'4:4'.*N must be less than M" --prune-pattern 4:4
 expect 2 "--prune-pattern.*'8:4'" --prune-pattern 8:4
 expect 2 "--calib-limit .*'0'" --quant int8 --calib "$tmp/none.npy" --calib-limit 0

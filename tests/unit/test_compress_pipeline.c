@@ -72,6 +72,8 @@ static void test_bad_recipes(void **state)
         {"{\"passes\":[{\"pass\":\"prune_channels\",\"ratio\":0.3,\"norm\":\"l3\"}]}", "'norm' is 'l3'"},
         {"{\"passes\":[{\"pass\":\"prune_channels\"}]}", "needs 'ratio'"},
         {"{\"passes\":[{\"pass\":\"prune_channels\",\"ratio\":1}]}", "outside [0, 1)"},
+        {"{\"passes\":[{\"pass\":\"prune_channels\",\"ratio\":0.3,\"multiple\":2.5}]}", "'multiple' must be a whole number"},
+        {"{\"passes\":[{\"pass\":\"prune_channels\",\"ratio\":0.3,\"multiple\":5000}]}", "'multiple' is 5000, outside [0, 4096]"},
         {"{\"passes\":[{\"pass\":\"cleanup\",\"fold_batchnorm\":1}]}", "'fold_batchnorm' must be true or false"},
         {"{\"passes\":[{\"pass\":\"cleanup\",\"fold\":true}]}", "unknown key 'fold'"},
         {"{\"passes\":[{\"pass\":\"sparse_storage\",\"min_sparsity\":2}]}", "outside [0, 1]"},

@@ -558,6 +558,55 @@ static void test_channels_mobile(void **state)
     channels_shrink("tests/data/mobile.onnx", false);
 }
 
+/* --channel-multiple: every group keeps a multiple of 16 channels (the mobile net's 16, 48, 24
+ * and 72 become 16, 32, 16 and 48), the model still runs, and a multiple larger than any group
+ * leaves the model alone; out-of-range multiples are refused. */
+static void test_channels_multiple(void **state)
+{
+    (void)state;
+    joule_model *m = cleaned("tests/data/mobile.onnx");
+    joule_error err = {{0}};
+    uint64_t p0, m0, p1, m1;
+    tc_info(m, &p0, &m0);
+    joule_channel_options o;
+    joule_channel_defaults(&o);
+    o.ratio = 0.3;
+    static const int64_t bad[] = {-1, 4097};
+    for (int i = 0; i < 2; i++) {
+        o.multiple = bad[i];
+        assert_int_equal(joule_prune_channels(m, &o, NULL, &err), JOULE_ERR_INVALID);
+        assert_non_null(strstr(err.msg, "multiple"));
+    }
+    o.multiple = 4096;
+    assert_joule_ok(joule_prune_channels(m, &o, NULL, &err), &err);
+    tc_info(m, &p1, &m1);
+    assert_true(p1 == p0 && m1 == m0);
+    o.multiple = 16;
+    assert_joule_ok(joule_prune_channels(m, &o, NULL, &err), &err);
+    assert_joule_ok(joule_graph_validate(m->graph, &err), &err);
+    tc_info(m, &p1, &m1);
+    assert_true(m1 < m0);
+    size_t convs = 0;
+    for (size_t i = 0; i < m->graph->n_nodes; i++) {
+        const joule_node *n = m->graph->nodes[i];
+        if (!joule_node_is_op(n, "Conv"))
+            continue;
+        const joule_tensor *w = tc_weight(m->graph, n);
+        assert_non_null(w);
+        if (w->dims[0] % 16 != 0)
+            fail_msg("conv %s keeps %lld channels, not a multiple of 16", n->name,
+                     (long long)w->dims[0]);
+        convs++;
+    }
+    assert_int_equal(convs, 10);
+    joule_tensor *x = tc_images(), *y = tc_run(m, x);
+    for (size_t i = 0; i < y->count; i++)
+        assert_true(isfinite(((const float *)y->data)[i]));
+    joule_tensor_free(x);
+    joule_tensor_free(y);
+    joule_model_free(m);
+}
+
 static void test_channels_ratio0_same_outputs(void **state)
 {
     (void)state;
@@ -816,6 +865,7 @@ int main(void)
         cmocka_unit_test(test_channels_mobile),
         cmocka_unit_test(test_channels_ratio0_same_outputs),
         cmocka_unit_test(test_channels_zero_only_same_outputs),
+        cmocka_unit_test(test_channels_multiple),
         cmocka_unit_test(test_channels_matmul_reshape),
         cmocka_unit_test(test_channels_gemm_layouts),
         cmocka_unit_test(test_transformer_runs),
