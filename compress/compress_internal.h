@@ -58,6 +58,19 @@ joule_status cz_note(joule_report *r, const char *pass, const joule_graph *g, co
                      const char *tensor, joule_error *err, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 
+/* Adds a warning row (joule_layer_change.warning): something the user asked for that had no
+ * effect, such as a name pattern that matched nothing. */
+joule_status cz_warn(joule_report *r, const char *pass, joule_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Whether pat matches a node of g: a glob on its label, or (ops) its op type exactly. With
+ * weighted, only nodes with a prunable weight count, and the glob may match the weight's name. */
+bool cz_pattern_used(const joule_graph *g, const char *pat, bool ops, bool weighted);
+/* A warning row for each of pats[0..n) that cz_pattern_used finds nowhere, naming it as `what`
+ * ("skip pattern", "exclude entry", ...). */
+joule_status cz_warn_unused(joule_report *r, const char *pass, const joule_graph *g,
+                            const char *const *pats, size_t n, const char *what, bool ops,
+                            bool weighted, joule_error *err);
+
 /* ---- pruning ---- */
 
 /* joule_prune_magnitude with opt->correct_bias.enabled (compress/prune_bias.c): the unpruned

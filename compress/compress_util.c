@@ -239,6 +239,48 @@ joule_status cz_slice(const joule_tensor *t, int axis, const bool *drop, int64_t
     return JOULE_OK;
 }
 
+joule_status cz_warn(joule_report *r, const char *pass, joule_error *err, const char *fmt, ...)
+{
+    if (!r)
+        return JOULE_OK;
+    char note[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(note, sizeof note, fmt, ap);
+    va_end(ap);
+    joule_layer_change row = {.pass = pass, .note = note, .warning = true};
+    return joule_report_add(r, &row, err);
+}
+
+bool cz_pattern_used(const joule_graph *g, const char *pat, bool ops, bool weighted)
+{
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const joule_node *n = g->nodes[i];
+        int wi = weighted ? cz_weight_input(n) : -1;
+        if (weighted && wi < 0)
+            continue;
+        char lb[160];
+        if (cz_glob(pat, cz_label(g, n, lb, sizeof lb)) || (ops && strcmp(pat, n->op_type) == 0))
+            return true;
+        if (wi >= 0 && n->inputs[wi] && cz_glob(pat, n->inputs[wi]->name))
+            return true;
+    }
+    return false;
+}
+
+joule_status cz_warn_unused(joule_report *r, const char *pass, const joule_graph *g,
+                            const char *const *pats, size_t n, const char *what, bool ops,
+                            bool weighted, joule_error *err)
+{
+    joule_status st = JOULE_OK;
+    for (size_t i = 0; i < n && !st && r; i++)
+        if (pats[i] && !cz_pattern_used(g, pats[i], ops, weighted))
+            st = cz_warn(r, pass, err, "%s '%s' matches no %s%s in this model", what, pats[i],
+                         weighted ? "prunable layer (node or weight name)" : "node name",
+                         ops ? " or op type" : "");
+    return st;
+}
+
 joule_status cz_note(joule_report *r, const char *pass, const joule_graph *g, const joule_node *n,
                      const char *tensor, joule_error *err, const char *fmt, ...)
 {

@@ -574,6 +574,17 @@ joule_status joule_quantize_fp16(joule_model *m, const joule_fp16_options *opt, 
                                   cz_label(g, g->nodes[i], lb, sizeof lb), g->nodes[i]->op_type);
             }
     joule_status st = joule_infer_shapes(m, NULL, 0, err);
+    if (!st)
+        st = cz_warn_unused(r, "fp16", g, opt->block_nodes, opt->n_block_nodes,
+                            "block node pattern", false, false, err);
+    for (size_t i = 0; i < opt->n_block_ops && !st && r; i++) {
+        bool present = false;
+        for (size_t k = 0; k < g->n_nodes && !present; k++)
+            present = opt->block_ops[i] && strcmp(opt->block_ops[i], g->nodes[k]->op_type) == 0;
+        if (!present && opt->block_ops[i])
+            st = cz_warn(r, "fp16", err, "block op '%s' is not an op of this model",
+                         opt->block_ops[i]);
+    }
     if (st)
         return st;
 

@@ -1256,6 +1256,10 @@ joule_status cz_prune_channels_mapped(joule_model *m, const joule_channel_option
     if (cz_has_subgraphs(g))
         return cz_note(r, PASS, g, NULL, NULL, err,
                        "left the graph alone: it has subgraphs whose bodies may read channels");
+    joule_status wst = cz_warn_unused(r, PASS, g, opt->skip, opt->n_skip, "skip pattern", false,
+                                      false, err);
+    if (wst)
+        return wst;
     joule_status st = joule_infer_shapes(m, NULL, 0, err);
     if (st)
         return st;

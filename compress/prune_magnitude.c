@@ -576,6 +576,36 @@ static const joule_prune_override *find_override(const joule_prune_options *o, c
     return NULL;
 }
 
+/* Warning rows for skip patterns and overrides that select no prunable layer of g (a typo in a
+ * layer name would otherwise change nothing without a word). */
+static joule_status warn_unmatched(const joule_graph *g, const joule_prune_options *o,
+                                   joule_report *r, joule_error *err)
+{
+    joule_status st = cz_warn_unused(r, PASS, g, o->skip, o->n_skip, "skip pattern", false, true,
+                                     err);
+    for (size_t i = 0; i < o->n_overrides && !st && r; i++) {
+        const joule_prune_override *v = &o->overrides[i];
+        bool used = false;
+        for (size_t k = 0; k < g->n_nodes && !used; k++) {
+            const joule_node *n = g->nodes[k];
+            int wi = cz_weight_input(n);
+            if (wi < 0 || !n->inputs[wi])
+                continue;
+            char lb[160];
+            const char *label = cz_label(g, n, lb, sizeof lb);
+            bool name = !v->match || cz_glob(v->match, label) ||
+                        cz_glob(v->match, n->inputs[wi]->name);
+            used = name && (!v->op_type || strcmp(v->op_type, n->op_type) == 0);
+        }
+        if (!used)
+            st = cz_warn(r, PASS, err,
+                         "override %zu (%s%s%s) matches no prunable layer in this model", i,
+                         v->match ? v->match : "", v->match && v->op_type ? " " : "",
+                         v->op_type ? v->op_type : "");
+    }
+    return st;
+}
+
 /* An override naming an op that has no prunable weight (a typo, or e.g. Relu) would match
  * nothing; say so, listing the ops that can be pruned. */
 static joule_status unknown_override_op(size_t i, const char *op, joule_error *err)
@@ -761,7 +791,7 @@ joule_status joule_prune_magnitude(joule_model *m, const joule_prune_options *op
     joule_graph *g = m->graph;
     layer *ls;
     size_t n;
-    if ((st = collect(g, opt, &ls, &n, r, err)))
+    if ((st = warn_unmatched(g, opt, r, err)) || (st = collect(g, opt, &ls, &n, r, err)))
         return st;
     layer **pool = calloc(n ? n : 1, sizeof *pool);
     if (!pool) {

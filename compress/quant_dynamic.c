@@ -370,6 +370,9 @@ joule_status joule_quantize_dynamic(joule_model *m, const joule_dynamic_options 
                           (long long)opset);
     joule_graph *g = m->graph;
     joule_status st = joule_infer_shapes(m, NULL, 0, err);
+    if (!st)
+        st = cz_warn_unused(r, "int8_dynamic", g, opt->exclude.items, opt->exclude.n,
+                            "exclude entry", true, false, err);
     if (st)
         return st;
     /* decide first, so that a refusal leaves the model as it was */

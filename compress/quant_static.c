@@ -862,6 +862,9 @@ joule_status joule_quantize_static(joule_model *m, const joule_static_options *o
         return joule_fail(err, JOULE_ERR_UNSUPPORTED,
                           "int8: models with If/Loop/Scan subgraphs are not quantized");
     joule_status st = joule_infer_shapes(m, NULL, 0, err);
+    if (!st)
+        st = cz_warn_unused(r, "int8", g, opt->exclude.items, opt->exclude.n, "exclude entry",
+                            true, false, err);
     if (st)
         return st;
     st_ctx c = {.m = m, .g = g, .o = opt, .r = r, .err = err, .opset = opset};

@@ -110,6 +110,8 @@ static cJSON *row_json(const joule_layer_change *c)
              add_num(o, "zp_min", (double)c->zp_min) && add_num(o, "zp_max", (double)c->zp_max);
     if (ok)
         ok = add_str(o, "note", c->note);
+    if (ok && c->warning)
+        ok = cJSON_AddTrueToObject(o, "warning") != NULL;
     if (!ok) {
         cJSON_Delete(o);
         return NULL;

@@ -32,6 +32,8 @@ typedef struct joule_layer_change {
     double scale_min, scale_max;   /* quantization scales (0 when not quantized) */
     int64_t zp_min, zp_max;        /* quantization zero points */
     const char *note;        /* free text: "folded into conv1", "left in float: <why>", ... */
+    bool warning;            /* the user should see it: an option that matched nothing, ...
+                                (`joule compress` prints these on stderr) */
 } joule_layer_change;
 
 typedef struct joule_report {

@@ -100,5 +100,19 @@ sys.exit(0 if 0 < s < 0.01 else 1)
 fi
 expect 1 "missing.npy" --quant int8 --calib "$tmp/missing.npy"
 
+# a name pattern that selects nothing is not an error, but it is said on stderr (and the model
+# is still written): a typo must not change nothing silently
+"$joule" compress "$model" -o "$out" --prune 0.5 --prune-skip '/9/Gemn' >/dev/null 2>"$tmp/err"
+got=$?
+if [ "$got" != 0 ] || [ ! -s "$out" ] ||
+    ! grep -q "warning: prune: skip pattern '/9/Gemn' matches no prunable layer" "$tmp/err"; then
+    echo "FAIL: unmatched --prune-skip: status $got, stderr:"; cat "$tmp/err"; fail=1
+else
+    echo "ok: unmatched --prune-skip -> 0: $(cat "$tmp/err")"
+fi
+"$joule" compress "$model" -o "$out" --prune 0.5 --prune-skip '/9/Gemm' >/dev/null 2>"$tmp/err"
+[ -s "$tmp/err" ] && { echo "FAIL: a matching --prune-skip warned:"; cat "$tmp/err"; fail=1; }
+rm -rf "$tmp/out" && mkdir -p "$tmp/out"
+
 [ "$(cksum <"$model")" = "$before" ] || { echo "FAIL: the input model changed"; fail=1; }
 exit $fail

@@ -879,6 +879,61 @@ static void test_transformer_runs(void **state)
     joule_model_free(m);
 }
 
+/* Skip patterns and overrides that select no prunable layer become warning rows; those that
+ * match do not. */
+static size_t warning_rows(const joule_report *r)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++)
+        n += r->rows[i].warning;
+    return n;
+}
+
+static void test_unmatched_patterns_warn(void **state)
+{
+    (void)state;
+    joule_error err = {{0}};
+    joule_model *m = cleaned("tests/data/cnn.onnx");
+    static const char *const skip[] = {"/9/Gemm", "/9/Gemn"};
+    joule_prune_override ov[3] = {{.match = "/4/*", .sparsity = 0.3},
+                                  {.match = "nosuch*", .sparsity = 0.3},
+                                  {.op_type = "MatMul", .sparsity = 0.3}};
+    joule_prune_options o;
+    joule_prune_defaults(&o);
+    o.sparsity = 0.5;
+    o.skip = skip;
+    o.n_skip = 2;
+    o.overrides = ov;
+    o.n_overrides = 3;
+    joule_report r;
+    joule_report_init(&r);
+    assert_joule_ok(joule_prune_magnitude(m, &o, &r, &err), &err);
+    assert_int_equal(warning_rows(&r), 3);
+    bool gemn = false, nosuch = false, matmul = false;
+    for (size_t i = 0; i < r.n; i++) {
+        if (!r.rows[i].warning)
+            continue;
+        gemn |= strstr(r.rows[i].note, "'/9/Gemn'") != NULL;
+        nosuch |= strstr(r.rows[i].note, "override 1 (nosuch*)") != NULL;
+        matmul |= strstr(r.rows[i].note, "override 2 (MatMul)") != NULL;
+    }
+    assert_true(gemn && nosuch && matmul);
+    joule_report_free(&r);
+    joule_model_free(m);
+
+    m = cleaned("tests/data/cnn.onnx");
+    joule_channel_options co;
+    joule_channel_defaults(&co);
+    co.ratio = 0.3;
+    co.skip = skip;
+    co.n_skip = 2;
+    joule_report_init(&r);
+    assert_joule_ok(joule_prune_channels(m, &co, &r, &err), &err);
+    assert_int_equal(warning_rows(&r), 1);
+    joule_report_free(&r);
+    joule_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -897,6 +952,7 @@ int main(void)
         cmocka_unit_test(test_channels_ratio0_same_outputs),
         cmocka_unit_test(test_channels_zero_only_same_outputs),
         cmocka_unit_test(test_channels_multiple),
+        cmocka_unit_test(test_unmatched_patterns_warn),
         cmocka_unit_test(test_channels_zero_only_multiple),
         cmocka_unit_test(test_channels_matmul_reshape),
         cmocka_unit_test(test_channels_gemm_layouts),

@@ -851,6 +851,56 @@ static void test_recipe_steps(void **state)
     assert_int_equal(found, 3);
 }
 
+/* Exclude entries and block lists that match nothing in the model become warning rows (the CLI
+ * prints them); entries that match stay quiet. */
+static size_t warnings(const joule_report *r, const char *needle)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++)
+        n += r->rows[i].warning && (!needle || strstr(r->rows[i].note, needle));
+    return n;
+}
+
+static void test_unmatched_lists_warn(void **state)
+{
+    (void)state;
+    joule_error err = {{0}};
+    static const char *const ex[] = {"Gemm", "/nothing*", "Gemmm"};
+    joule_dynamic_options dy;
+    joule_dynamic_defaults(&dy);
+    dy.exclude.items = ex;
+    dy.exclude.n = 3;
+    joule_model *m = load_fixture("cnn");
+    joule_report r;
+    joule_report_init(&r);
+    assert_joule_ok(joule_quantize_dynamic(m, &dy, &r, &err), &err);
+    assert_int_equal(warnings(&r, NULL), 2);
+    assert_int_equal(warnings(&r, "'/nothing*'"), 1);
+    assert_int_equal(warnings(&r, "'Gemmm'"), 1);
+    char *json = NULL;
+    assert_joule_ok(joule_report_json(&r, &json, &err), &err);
+    assert_non_null(strstr(json, "\"warning\""));
+    free(json);
+    joule_report_free(&r);
+    joule_model_free(m);
+
+    static const char *const ops[] = {"TopK", "Gemm"}, *const nodes[] = {"/0/*", "nope"};
+    joule_fp16_options fo;
+    joule_fp16_defaults(&fo);
+    fo.block_ops = ops;
+    fo.n_block_ops = 2;
+    fo.block_nodes = nodes;
+    fo.n_block_nodes = 2;
+    m = load_fixture("cnn");
+    joule_report_init(&r);
+    assert_joule_ok(joule_quantize_fp16(m, &fo, &r, &err), &err);
+    assert_int_equal(warnings(&r, NULL), 2);
+    assert_int_equal(warnings(&r, "'TopK'"), 1);
+    assert_int_equal(warnings(&r, "'nope'"), 1);
+    joule_report_free(&r);
+    joule_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -864,6 +914,7 @@ int main(void)
         cmocka_unit_test(test_static_qoperator),
         cmocka_unit_test(test_static_exclude),
         cmocka_unit_test(test_recipe_steps),
+        cmocka_unit_test(test_unmatched_lists_warn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -680,6 +680,10 @@ int joule_cmd_compress(int argc, char **argv)
     if (report_dir)
         printf("  report   %s%sreport.html (and report.md, report.json)\n", report_dir,
                report_dir[strlen(report_dir) - 1] == '/' ? "" : "/");
+    for (size_t i = 0; i < rep.n; i++)
+        if (rep.rows[i].warning)
+            fprintf(stderr, "joule %s: warning: %s: %s\n", CMD, rep.rows[i].pass,
+                    rep.rows[i].note ? rep.rows[i].note : "");
     rc = 0;
 out:
     if (rc == 1)
