@@ -122,6 +122,9 @@ joule_status cz_json_keys(const cJSON *obj, const char *const *allowed, const ch
 /* When key is present: a number in [lo, hi) (hi_open) or [lo, hi]. *found says whether it was. */
 joule_status cz_json_number(const cJSON *obj, const char *key, double lo, double hi, bool hi_open,
                             double *out, bool *found, const char *where, joule_error *err);
+/* cz_json_number (closed range) that also requires a whole number. */
+joule_status cz_json_whole(const cJSON *obj, const char *key, double lo, double hi, double *out,
+                           bool *found, const char *where, joule_error *err);
 joule_status cz_json_bool(const cJSON *obj, const char *key, bool *out, const char *where,
                           joule_error *err);
 /* When present: a string copied into r; *out stays when absent. */

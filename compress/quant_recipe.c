@@ -83,13 +83,10 @@ static joule_status json_count(const cJSON *obj, const char *key, double lo, dou
 {
     double v = 0;
     bool found = false;
-    joule_status st = cz_json_number(obj, key, lo, hi, false, &v, &found, where, err);
-    if (st || !found)
-        return st;
-    if (v != floor(v))
-        return joule_fail(err, JOULE_ERR_INVALID, "%s: '%s' must be a whole number", where, key);
-    *out = (size_t)v;
-    return JOULE_OK;
+    joule_status st = cz_json_whole(obj, key, lo, hi, &v, &found, where, err);
+    if (found)
+        *out = (size_t)v;
+    return st;
 }
 
 joule_status jq_static_from_json(joule_recipe *r, const cJSON *obj, void *opts,

@@ -175,6 +175,22 @@ joule_status cz_json_number(const cJSON *obj, const char *key, double lo, double
     return JOULE_OK;
 }
 
+joule_status cz_json_whole(const cJSON *obj, const char *key, double lo, double hi, double *out,
+                           bool *found, const char *where, joule_error *err)
+{
+    bool seen = false;
+    double d = 0;
+    joule_status st = cz_json_number(obj, key, lo, hi, false, &d, &seen, where, err);
+    if (!st && seen && d != floor(d))
+        st = joule_fail(err, JOULE_ERR_INVALID, "%s: '%s' must be a whole number, not %g", where,
+                        key, d);
+    if (!st && seen)
+        *out = d;
+    if (found)
+        *found = !st && seen;
+    return st;
+}
+
 joule_status cz_json_bool(const cJSON *obj, const char *key, bool *out, const char *where,
                           joule_error *err)
 {
@@ -308,19 +324,16 @@ static joule_status parse_correct_bias(joule_recipe *r, const cJSON *obj,
     joule_status st = cz_json_keys(v, keys, w, err);
     if (!st)
         st = cz_json_string(r, v, "calib", &b->calib_path, w, err);
-    const char *counts[2] = {"calib_limit", "batch"};
-    const double lo[2] = {0, 1}, hi[2] = {1e15, 65536};
-    size_t *dst[2] = {&b->calib_limit, &b->batch};
-    for (int i = 0; i < 2 && !st; i++) {
-        double d = 0;
-        bool found = false;
-        st = cz_json_number(v, counts[i], lo[i], hi[i], false, &d, &found, w, err);
-        if (!st && found && d != floor(d))
-            st = joule_fail(err, JOULE_ERR_INVALID, "%s: '%s' must be a whole number", w,
-                            counts[i]);
-        if (!st && found)
-            *dst[i] = (size_t)d;
-    }
+    double limit = 0, batch = 0;
+    bool have_limit = false, have_batch = false;
+    if (!st)
+        st = cz_json_whole(v, "calib_limit", 0, 1e15, &limit, &have_limit, w, err);
+    if (!st)
+        st = cz_json_whole(v, "batch", 1, 65536, &batch, &have_batch, w, err);
+    if (have_limit)
+        b->calib_limit = (size_t)limit;
+    if (have_batch)
+        b->batch = (size_t)batch;
     if (!st)
         st = cz_json_bool(v, "shift_only", &b->shift_only, w, err);
     if (!st && !b->calib_path)
@@ -364,14 +377,9 @@ joule_status cz_prune_from_json(joule_recipe *r, const cJSON *obj, void *opts, c
     double mp = 0;
     bool found = false;
     if (!st)
-        st = cz_json_number(obj, "min_params", 0, 9007199254740992.0, false, &mp, &found, where,
-                            err);
-    if (!st && found) {
-        if (mp != floor(mp))
-            st = joule_fail(err, JOULE_ERR_INVALID, "%s: 'min_params' must be a whole number",
-                            where);
+        st = cz_json_whole(obj, "min_params", 0, 9007199254740992.0, &mp, &found, where, err);
+    if (found)
         o->min_params = (uint64_t)mp;
-    }
     if (!st)
         st = parse_correct_bias(r, obj, &o->correct_bias, where, err);
     if (!st && o->sparsity < 0 && !o->pattern_m && !o->n_overrides)
@@ -407,14 +415,9 @@ joule_status cz_channels_from_json(joule_recipe *r, const cJSON *obj, void *opts
     double multiple = 0;
     bool have_multiple = false;
     if (!st)
-        st = cz_json_number(obj, "multiple", 0, 4096, false, &multiple, &have_multiple, where,
-                            err);
-    if (!st && have_multiple) {
-        if (multiple != floor(multiple))
-            st = joule_fail(err, JOULE_ERR_INVALID, "%s: 'multiple' must be a whole number, not %g",
-                            where, multiple);
+        st = cz_json_whole(obj, "multiple", 0, 4096, &multiple, &have_multiple, where, err);
+    if (have_multiple)
         o->multiple = (int64_t)multiple;
-    }
     if (!st)
         st = cz_json_bool(obj, "zero_only", &o->zero_only, where, err);
     if (!st)
