@@ -581,6 +581,13 @@ joule_status joule_report_measure(const char *base_path, const char *cand_path,
         if (!st)
             st = joule_report_doc_set(&d->changes_json, rows, err);
         free(rows);
+        /* what a pass could not do as asked stands among the notes, not only in the rows */
+        for (size_t i = 0; i < opt->changes->n && !st; i++) {
+            const joule_layer_change *c = &opt->changes->rows[i];
+            if (c->warning)
+                st = joule_report_doc_note(d, err, "Warning (%s): %s", c->pass ? c->pass : "?",
+                                           c->note ? c->note : "");
+        }
     }
     if (!st && opt->data)
         st = measure_accuracy(base, cand, opt, d, err);

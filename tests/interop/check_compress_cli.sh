@@ -102,10 +102,12 @@ expect 1 "missing.npy" --quant int8 --calib "$tmp/missing.npy"
 
 # a name pattern that selects nothing is not an error, but it is said on stderr (and the model
 # is still written): a typo must not change nothing silently
-"$joule" compress "$model" -o "$out" --prune 0.5 --prune-skip '/9/Gemn' >/dev/null 2>"$tmp/err"
+"$joule" compress "$model" -o "$out" --prune 0.5 --prune-skip '/9/Gemn' --report "$tmp/rep/" \
+    >/dev/null 2>"$tmp/err"
 got=$?
 if [ "$got" != 0 ] || [ ! -s "$out" ] ||
-    ! grep -q "warning: prune: skip pattern '/9/Gemn' matches no prunable layer" "$tmp/err"; then
+    ! grep -q "warning: prune: skip pattern '/9/Gemn' matches no prunable layer" "$tmp/err" ||
+    ! grep -q "Warning (prune): skip pattern '/9/Gemn'" "$tmp/rep/report.md"; then
     echo "FAIL: unmatched --prune-skip: status $got, stderr:"; cat "$tmp/err"; fail=1
 else
     echo "ok: unmatched --prune-skip -> 0: $(cat "$tmp/err")"
