@@ -11,9 +11,14 @@
 #include <time.h>
 
 #include "compress/calib_internal.h"
+#include "config.h"
 #include "joule/dataset.h"
 #include "joule/engine.h"
 #include "joule/onnx.h"
+
+#if HAVE_OPENMP
+#include <omp.h>
+#endif
 
 static double now_s(void)
 {
@@ -416,6 +421,15 @@ joule_status jq_calibrate(const joule_model *m, const joule_static_options *o,
             }
         }
     }
+    /* Each tensor's range search is independent (the entropy method's KL sweep over 2048 bins
+     * is most of its calibration time on small models), so tensors share out the threads; each
+     * writes only its own t[i], so results do not depend on the thread count. */
+    int nt = 1;
+#if HAVE_OPENMP
+    nt = o->threads > 0 ? o->threads : omp_get_max_threads();
+    nt = nt < 1 ? 1 : nt;
+#pragma omp parallel for num_threads(nt) schedule(dynamic) if (nt > 1 && n > 1)
+#endif
     for (size_t i = 0; i < n; i++) {
         double mn = isfinite(ob[i].min) ? ob[i].min : 0, mx = isfinite(ob[i].max) ? ob[i].max : 0;
         t[i].min = mn;
