@@ -86,9 +86,12 @@ joule_status cz_prune_corrected(joule_model *m, const struct joule_prune_options
 typedef joule_status (*cz_channel_map_fn)(void *ctx, const char *out, int64_t C, const bool *drop,
                                           joule_error *err);
 
+struct joule_channel_options;
+/* Refuses a ratio outside [0, 1), an unknown norm or a multiple outside [0, 4096], naming the
+ * option; both channel pruning entry points call it before any work. */
+joule_status cz_channel_options_check(const struct joule_channel_options *opt, joule_error *err);
 /* joule_prune_channels (without the correction) that also reports each layer's removed output
  * channels to map (may be NULL). */
-struct joule_channel_options;
 joule_status cz_prune_channels_mapped(joule_model *m, const struct joule_channel_options *opt,
                                       cz_channel_map_fn map, void *map_ctx, joule_report *r,
                                       joule_error *err);

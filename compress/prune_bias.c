@@ -919,11 +919,12 @@ joule_status cz_prune_channels_corrected(joule_model *m, const joule_channel_opt
     bc_layer *ls = NULL;
     bc_layer **obs = NULL;
     size_t n = 0;
-    if (isnan(opt->ratio) || opt->ratio < 0 || opt->ratio >= 1)
-        return joule_fail(err, JOULE_ERR_INVALID, "prune_channels: ratio %g is outside [0, 1)",
-                          opt->ratio);
+    /* bad options are refused before the unpruned model is run on the data */
+    joule_status st = cz_channel_options_check(opt, err);
+    if (st)
+        return st;
     /* 1. the unpruned model's statistics (the data's refusals come here, before any change) */
-    joule_status st = observe_original(m, bc, CH_PASS, &so, &ls, &n, &obs, err);
+    st = observe_original(m, bc, CH_PASS, &so, &ls, &n, &obs, err);
     if (st)
         goto done;
     /* 2. the pruning, keeping each shrunken layer's channel map */

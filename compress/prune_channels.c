@@ -1239,9 +1239,7 @@ joule_status joule_prune_channels(joule_model *m, const joule_channel_options *o
     return cz_prune_channels_mapped(m, opt, NULL, NULL, r, err);
 }
 
-joule_status cz_prune_channels_mapped(joule_model *m, const joule_channel_options *opt,
-                                      cz_channel_map_fn map, void *map_ctx, joule_report *r,
-                                      joule_error *err)
+joule_status cz_channel_options_check(const joule_channel_options *opt, joule_error *err)
 {
     if (isnan(opt->ratio) || opt->ratio < 0 || opt->ratio >= 1)
         return joule_fail(err, JOULE_ERR_INVALID, "prune_channels: ratio %g is outside [0, 1)",
@@ -1252,6 +1250,16 @@ joule_status cz_prune_channels_mapped(joule_model *m, const joule_channel_option
         return joule_fail(err, JOULE_ERR_INVALID,
                           "prune_channels: multiple %lld is outside [0, %d]",
                           (long long)opt->multiple, MAX_MULTIPLE);
+    return JOULE_OK;
+}
+
+joule_status cz_prune_channels_mapped(joule_model *m, const joule_channel_options *opt,
+                                      cz_channel_map_fn map, void *map_ctx, joule_report *r,
+                                      joule_error *err)
+{
+    joule_status cst = cz_channel_options_check(opt, err);
+    if (cst)
+        return cst;
     joule_graph *g = m->graph;
     if (cz_has_subgraphs(g))
         return cz_note(r, PASS, g, NULL, NULL, err,
