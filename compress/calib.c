@@ -11,14 +11,10 @@
 #include <time.h>
 
 #include "compress/calib_internal.h"
-#include "config.h"
+#include "compress/parallel.h"
 #include "joule/dataset.h"
 #include "joule/engine.h"
 #include "joule/onnx.h"
-
-#if HAVE_OPENMP
-#include <omp.h>
-#endif
 
 static double now_s(void)
 {

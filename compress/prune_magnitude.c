@@ -16,13 +16,9 @@
 #include <string.h>
 
 #include "compress/compress_internal.h"
-#include "config.h"
+#include "compress/parallel.h"
 #include "formats/ops/ops.h"
 #include "joule/prune.h"
-
-#if HAVE_OPENMP
-#include <omp.h>
-#endif
 
 #define PASS "prune"
 
@@ -266,9 +262,9 @@ static uint64_t histogram(const joule_tensor *t, uint32_t high, uint64_t *hist, 
         uint64_t zeros = 0;
 #pragma omp parallel num_threads(nt) reduction(+ : zeros)
         {
-            size_t id = (size_t)omp_get_thread_num(), k = (size_t)omp_get_num_threads();
+            size_t lo, hi, id = cz_thread_share(nb, &lo, &hi);
             uint64_t *h = id ? spare + (id - 1) * 65536 : hist;
-            zeros += hist_blocks(t, nb * id / k, nb * (id + 1) / k, high, h);
+            zeros += hist_blocks(t, lo, hi, high, h);
         }
         for (int i = 0; i < nt - 1; i++) {
             uint64_t *h = spare + (size_t)i * 65536;
@@ -359,12 +355,8 @@ static joule_status zero_f32(layer *L, uint32_t thr, int nt, uint32_t *ties, can
 #pragma omp parallel num_threads(nt) reduction(+ : zeros) if (nt > 1)
 #endif
     {
-        size_t id = 0, k = 1;
-#if HAVE_OPENMP
-        id = (size_t)omp_get_thread_num();
-        k = (size_t)omp_get_num_threads();
-#endif
-        for (size_t b = nb * id / k; b < nb * (id + 1) / k; b++) {
+        size_t b0, b1, id = cz_thread_share(nb, &b0, &b1);
+        for (size_t b = b0; b < b1; b++) {
             size_t lo = b * KEY_CHUNK, hi = count - lo < KEY_CHUNK ? count : lo + KEY_CHUNK;
             zeros += zero_block(src, dst, lo, hi, thr, &ties[b]);
             if (cl)

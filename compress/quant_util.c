@@ -12,12 +12,8 @@
 #include <string.h>
 
 #include "compress/quant_internal.h"
-#include "config.h"
+#include "compress/parallel.h"
 #include "formats/graph_internal.h"
-
-#if HAVE_OPENMP
-#include <omp.h>
-#endif
 
 /* ---- arithmetic ---- */
 
@@ -197,13 +193,9 @@ static joule_status quant_lastaxis(const float *src, int8_t *dst, size_t rows, s
 #pragma omp parallel num_threads(nt) if (nt > 1)
 #endif
     {
-        size_t id = 0, k = 1;
-#if HAVE_OPENMP
-        id = (size_t)omp_get_thread_num();
-        k = (size_t)omp_get_num_threads();
-#endif
+        size_t r0, r1, id = cz_thread_share(rows, &r0, &r1);
         float *m = amax + id * channels;
-        for (size_t r = rows * id / k; r < rows * (id + 1) / k; r++)
+        for (size_t r = r0; r < r1; r++)
             row_amax(src + r * channels, channels, m);
     }
     for (int t = 1; t < nt; t++)
