@@ -34,8 +34,10 @@ static inline joule_tensor *tc_images(void)
     return x;
 }
 
-/* Runs m on x (fed to its one non-constant input) and returns a copy of output 0. */
-static inline joule_tensor *tc_run(const joule_model *m, const joule_tensor *x)
+/* Runs m on x (fed to its one non-constant input) and returns a copy of the graph output named
+ * name (NULL: output 0). */
+static inline joule_tensor *tc_run_output(const joule_model *m, const joule_tensor *x,
+                                          const char *name)
 {
     joule_error err = {{0}};
     const joule_value *in = NULL;
@@ -51,10 +53,24 @@ static inline joule_tensor *tc_run(const joule_model *m, const joule_tensor *x)
     assert_joule_ok(joule_session_create(m, &opt, &s, &err), &err);
     const joule_tensor *feeds[1] = {x};
     assert_joule_ok(joule_session_run(s, feeds, 1, &err), &err);
+    const joule_tensor *t = NULL;
+    if (!name)
+        t = joule_session_output(s, 0);
+    else
+        for (size_t k = 0; !t && k < joule_session_n_outputs(s); k++)
+            if (!strcmp(joule_session_output_value(s, k)->name, name))
+                t = joule_session_output(s, k);
+    assert_non_null(t);
     joule_tensor *y = NULL;
-    assert_joule_ok(joule_tensor_clone(joule_session_output(s, 0), &y, &err), &err);
+    assert_joule_ok(joule_tensor_clone(t, &y, &err), &err);
     joule_session_free(s);
     return y;
+}
+
+/* Runs m on x and returns a copy of output 0. */
+static inline joule_tensor *tc_run(const joule_model *m, const joule_tensor *x)
+{
+    return tc_run_output(m, x, NULL);
 }
 
 static inline double tc_max_diff(const joule_tensor *a, const joule_tensor *b)

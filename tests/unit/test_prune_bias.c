@@ -34,23 +34,7 @@ static int64_t channel_stats(const joule_model *m, const joule_tensor *x, const 
     joule_value *v = joule_graph_find_value(c->graph, name);
     assert_non_null(v);
     assert_joule_ok(joule_graph_add_output(c->graph, v, &err), &err);
-    const joule_value *in = NULL;
-    for (size_t i = 0; i < c->graph->n_inputs; i++)
-        if (!c->graph->inputs[i]->data)
-            in = c->graph->inputs[i];
-    joule_input_shape shape = {.name = in->name, .shape = {.rank = x->rank}};
-    for (int d = 0; d < x->rank; d++)
-        shape.shape.dims[d].size = x->dims[d];
-    joule_session_options so = {.threads = 1, .input_shapes = &shape, .n_input_shapes = 1};
-    joule_session *s = NULL;
-    assert_joule_ok(joule_session_create(c, &so, &s, &err), &err);
-    const joule_tensor *feeds[1] = {x};
-    assert_joule_ok(joule_session_run(s, feeds, 1, &err), &err);
-    const joule_tensor *t = NULL;
-    for (size_t k = 0; k < joule_session_n_outputs(s); k++)
-        if (!strcmp(joule_session_output_value(s, k)->name, name))
-            t = joule_session_output(s, k);
-    assert_non_null(t);
+    joule_tensor *t = tc_run_output(c, x, name);
     int axis = last_axis ? t->rank - 1 : 1;
     size_t C = (size_t)t->dims[axis], outer = 1, inner = 1;
     for (int d = 0; d < axis; d++)
@@ -71,7 +55,7 @@ static int64_t channel_stats(const joule_model *m, const joule_tensor *x, const 
             }
         sd[ch] = sqrt(s2 / n);
     }
-    joule_session_free(s);
+    joule_tensor_free(t);
     joule_model_free(c);
     return (int64_t)C;
 }
