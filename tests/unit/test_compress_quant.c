@@ -10,6 +10,7 @@
  *    integer kernels, int32 bias scales are exactly x_scale * w_scale, QOperator output runs,
  *    exclusions are honoured, and refusals leave the model untouched. */
 #include "common.h"
+#include "test_graph_build.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -259,45 +260,6 @@ static void test_fp16_fixtures(void **state)
 
 /* ---- a graph with every trap the converters fall into ---- */
 
-static joule_value *val(joule_model *m, const char *name)
-{
-    joule_error err = {{0}};
-    joule_value *v = NULL;
-    assert_joule_ok(joule_graph_value(m->graph, name, &v, &err), &err);
-    return v;
-}
-
-static void init_f32(joule_model *m, const char *name, int rank, const int64_t *dims,
-                     const float *data)
-{
-    joule_error err = {{0}};
-    joule_tensor *t = NULL;
-    assert_joule_ok(joule_tensor_new(JOULE_F32, rank, dims, &t, &err), &err);
-    memcpy(joule_tensor_mutable_data(t), data, t->nbytes);
-    assert_joule_ok(joule_graph_set_initializer(m->graph, val(m, name), t, &err), &err);
-}
-
-static void init_i64(joule_model *m, const char *name, int rank, const int64_t *dims,
-                     const int64_t *data)
-{
-    joule_error err = {{0}};
-    joule_tensor *t = NULL;
-    assert_joule_ok(joule_tensor_new(JOULE_I64, rank, dims, &t, &err), &err);
-    memcpy(joule_tensor_mutable_data(t), data, t->nbytes);
-    assert_joule_ok(joule_graph_set_initializer(m->graph, val(m, name), t, &err), &err);
-}
-
-static joule_node *node(joule_model *m, const char *op, const char *name, int n_in,
-                        const char *const *in, const char *out)
-{
-    joule_error err = {{0}};
-    joule_node *n = NULL;
-    const char *outs[1] = {out};
-    assert_joule_ok(joule_node_create(m->graph, op, "", name, n_in, in, 1, outs, &n, &err), &err);
-    assert_joule_ok(joule_graph_insert_before(m->graph, n, NULL, &err), &err);
-    return n;
-}
-
 /* x [N,4] -> MatMul W[4,8] -> + ConstantOfShape([2 * dim1(x)]) (shape path in float)
  *   -> * Constant(0.5) -> + Range(0., 8., 1.) -> y;  y -> Reshape [N,1,1,8] -> Resize (float
  *   scales) -> z;  y + big (1e5, 1e-9: clamped) -> w */
@@ -306,57 +268,52 @@ static joule_model *trap_model(void)
     joule_error err = {{0}};
     joule_model *m = NULL;
     assert_joule_ok(joule_model_new(13, &m, &err), &err);
-    joule_value *x = val(m, "x");
-    x->dtype = JOULE_F32;
-    x->shape.rank = 2;
-    x->shape.dims[0].size = -1;
-    x->shape.dims[0].sym = joule_graph_intern(m->graph, "N");
-    x->shape.dims[1].size = 4;
-    assert_joule_ok(joule_graph_add_input(m->graph, x, &err), &err);
+    const int64_t xd[2] = {-1, 4};
+    add_input(m, "x", JOULE_F32, 2, xd, "N");
     float w[32], big[8] = {1e5f, 1e-9f, 0, 0, 0, 0, 0, 0};
     for (int i = 0; i < 32; i++)
         w[i] = (float)((i * 7) % 11 - 5) * 0.1f;
     int64_t wd[2] = {4, 8}, d8 = 8, one = 1, four = 4;
-    init_f32(m, "W", 2, wd, w);
-    init_f32(m, "big", 1, &d8, big);
+    add_const_f32(m, "W", 2, wd, w);
+    add_const_f32(m, "big", 1, &d8, big);
     const float two = 2.0f, r0 = 0, r1 = 8, r2 = 1, sc[4] = {1, 1, 1, 2};
-    init_f32(m, "two", 0, NULL, &two);
-    init_f32(m, "r_start", 0, NULL, &r0);
-    init_f32(m, "r_limit", 0, NULL, &r1);
-    init_f32(m, "r_delta", 0, NULL, &r2);
-    init_f32(m, "scales", 1, &four, sc);
+    add_const_f32(m, "two", 0, NULL, &two);
+    add_const_f32(m, "r_start", 0, NULL, &r0);
+    add_const_f32(m, "r_limit", 0, NULL, &r1);
+    add_const_f32(m, "r_delta", 0, NULL, &r2);
+    add_const_f32(m, "scales", 1, &four, sc);
     const int64_t idx = 1, ax = 0, shp[4] = {-1, 1, 1, 8};
-    init_i64(m, "idx1", 0, NULL, &idx);
-    init_i64(m, "axes0", 1, &one, &ax);
-    init_i64(m, "shape4", 1, &four, shp);
+    add_const(m, "idx1", JOULE_I64, 0, NULL, &idx);
+    add_const(m, "axes0", JOULE_I64, 1, &one, &ax);
+    add_const(m, "shape4", JOULE_I64, 1, &four, shp);
 
     const char *a[][3] = {{"x"}, {"x_shape", "idx1"}, {"dim1"}, {"dim1_f", "two"}, {"twice_f"},
                           {"twice", "axes0"}, {"cos_shape"}, {"x", "W"}, {"mm", "zeros"}};
-    node(m, "Shape", "shape", 1, a[0], "x_shape");
-    node(m, "Gather", "gather", 2, a[1], "dim1");
-    joule_node *c1 = node(m, "Cast", "cast_to_float", 1, a[2], "dim1_f");
+    add_node(m, "Shape", "shape", 1, a[0], "x_shape");
+    add_node(m, "Gather", "gather", 2, a[1], "dim1");
+    joule_node *c1 = add_node(m, "Cast", "cast_to_float", 1, a[2], "dim1_f");
     assert_joule_ok(joule_node_set_attr_int(m->graph, c1, "to", JOULE_F32, &err), &err);
-    node(m, "Mul", "shape_mul", 2, a[3], "twice_f");
-    joule_node *c2 = node(m, "Cast", "cast_to_int", 1, a[4], "twice");
+    add_node(m, "Mul", "shape_mul", 2, a[3], "twice_f");
+    joule_node *c2 = add_node(m, "Cast", "cast_to_int", 1, a[4], "twice");
     assert_joule_ok(joule_node_set_attr_int(m->graph, c2, "to", JOULE_I64, &err), &err);
-    node(m, "Unsqueeze", "unsq", 2, a[5], "cos_shape");
-    node(m, "ConstantOfShape", "zeros_of_shape", 1, a[6], "zeros");
-    node(m, "MatMul", "matmul", 2, a[7], "mm");
-    node(m, "Add", "add_zeros", 2, a[8], "mm0");
-    joule_node *k = node(m, "Constant", "half", 0, NULL, "half_v");
+    add_node(m, "Unsqueeze", "unsq", 2, a[5], "cos_shape");
+    add_node(m, "ConstantOfShape", "zeros_of_shape", 1, a[6], "zeros");
+    add_node(m, "MatMul", "matmul", 2, a[7], "mm");
+    add_node(m, "Add", "add_zeros", 2, a[8], "mm0");
+    joule_node *k = add_node(m, "Constant", "half", 0, NULL, "half_v");
     assert_joule_ok(joule_node_set_attr_float(m->graph, k, "value_float", 0.5f, &err), &err);
     const char *b[][3] = {{"mm0", "half_v"}, {"r_start", "r_limit", "r_delta"}, {"scaled", "rng"},
                           {"y", "shape4"}, {"y4", "", "scales"}, {"y", "big"}};
-    node(m, "Mul", "mul_half", 2, b[0], "scaled");
-    node(m, "Range", "range", 3, b[1], "rng");
-    node(m, "Add", "add_range", 2, b[2], "y");
-    node(m, "Reshape", "to4d", 2, b[3], "y4");
-    joule_node *rs = node(m, "Resize", "resize", 3, b[4], "z");
+    add_node(m, "Mul", "mul_half", 2, b[0], "scaled");
+    add_node(m, "Range", "range", 3, b[1], "rng");
+    add_node(m, "Add", "add_range", 2, b[2], "y");
+    add_node(m, "Reshape", "to4d", 2, b[3], "y4");
+    joule_node *rs = add_node(m, "Resize", "resize", 3, b[4], "z");
     assert_joule_ok(joule_node_set_attr_string(m->graph, rs, "mode", "nearest", &err), &err);
-    node(m, "Add", "add_big", 2, b[5], "w");
-    const char *outs[3] = {"y", "z", "w"};
-    for (int i = 0; i < 3; i++)
-        assert_joule_ok(joule_graph_add_output(m->graph, val(m, outs[i]), &err), &err);
+    add_node(m, "Add", "add_big", 2, b[5], "w");
+    add_output(m, "y");
+    add_output(m, "z");
+    add_output(m, "w");
     return m;
 }
 

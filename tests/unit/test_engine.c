@@ -378,19 +378,6 @@ static void test_cnn_fixture(void **state)
     check_fixture("tests/data/cnn.onnx", "tests/data/cnn_ref_logits64.npy");
 }
 
-static joule_value *add_const(joule_model *m, const char *name, joule_dtype dt, int rank,
-                              const int64_t *dims, const void *data)
-{
-    joule_error err = {{0}};
-    joule_value *v = NULL;
-    joule_tensor *t = NULL;
-    assert_joule_ok(joule_graph_value(m->graph, name, &v, &err), &err);
-    assert_joule_ok(joule_tensor_new(dt, rank, dims, &t, &err), &err);
-    memcpy(joule_tensor_mutable_data(t), data, t->nbytes);
-    assert_joule_ok(joule_graph_set_initializer(m->graph, v, t, &err), &err);
-    return v;
-}
-
 /* DequantizeLinear -> MatMul -> QuantizeLinear runs as one integer kernel: no float activation
  * is planned, and the result is within one quantization step of the float graph. With the
  * float product also a graph output, the chain runs node by node and gives the same numbers. */

@@ -1,6 +1,6 @@
 /* tests/unit/test_graph_build.h: small helpers that build graphs in memory for the engine tests
- * (test_engine.c, test_engine_fusion.c): a model, inputs, outputs, float32 initializers, nodes,
- * and float32 tensors. Every call asserts success. Include after common.h. */
+ * (test_engine.c, test_engine_fusion.c) and the compression tests (test_compress_quant.c): a
+ * model, inputs, outputs, initializers, nodes, and float32 tensors. Every call asserts success. Include after common.h. */
 #ifndef JOULE_TEST_GRAPH_BUILD_H
 #define JOULE_TEST_GRAPH_BUILD_H
 
@@ -44,17 +44,24 @@ static inline void add_output(joule_model *m, const char *name)
     assert_joule_ok(joule_graph_add_output(m->graph, v, &err), &err);
 }
 
-static inline joule_value *add_const_f32(joule_model *m, const char *name, int rank, const int64_t *dims,
-                                  const float *data)
+/* An initializer of dtype dt holding data (rank 0: one element; dims may be NULL). */
+static inline joule_value *add_const(joule_model *m, const char *name, joule_dtype dt, int rank,
+                                     const int64_t *dims, const void *data)
 {
     joule_error err = {{0}};
     joule_value *v = NULL;
     joule_tensor *t = NULL;
     assert_joule_ok(joule_graph_value(m->graph, name, &v, &err), &err);
-    assert_joule_ok(joule_tensor_new(JOULE_F32, rank, dims, &t, &err), &err);
+    assert_joule_ok(joule_tensor_new(dt, rank, dims, &t, &err), &err);
     memcpy(joule_tensor_mutable_data(t), data, t->nbytes);
     assert_joule_ok(joule_graph_set_initializer(m->graph, v, t, &err), &err);
     return v;
+}
+
+static inline joule_value *add_const_f32(joule_model *m, const char *name, int rank, const int64_t *dims,
+                                  const float *data)
+{
+    return add_const(m, name, JOULE_F32, rank, dims, data);
 }
 
 static inline joule_node *add_node(joule_model *m, const char *op, const char *name, int n_in,
