@@ -524,16 +524,11 @@ static void channels_shrink(const char *fixture, bool cleanup)
     for (size_t i = 0; i < y->count; i++)
         assert_true(isfinite(((const float *)y->data)[i]));
     /* a saved and reloaded copy is the same model */
-    void *buf;
-    size_t len;
-    assert_joule_ok(joule_model_serialize(m, &buf, &len, &err), &err);
-    joule_model *back;
-    assert_joule_ok(joule_model_load_buffer(buf, len, "pruned", NULL, &back, &err), &err);
+    joule_model *back = tc_roundtrip(m);
     joule_tensor *y2 = tc_run(back, x);
     assert_true(tc_max_diff(y, y2) == 0);
     joule_tensor_free(y2);
     joule_model_free(back);
-    free(buf);
     bool graph_output_row = false;
     for (size_t i = 0; i < r.n; i++)
         graph_output_row |= r.rows[i].note && strstr(r.rows[i].note, "graph output") != NULL;

@@ -190,8 +190,8 @@ static inline joule_tensor *tc_random_input(int rank, const int64_t *dims, uint3
     return t;
 }
 
-/* Parameters and MACs of m by joule_model_info (on a fresh copy, which info's inference edits). */
-static inline void tc_info(const joule_model *m, uint64_t *params, uint64_t *macs)
+/* m saved and loaded again: what a user of the written file gets (and a copy to edit). */
+static inline joule_model *tc_roundtrip(const joule_model *m)
 {
     joule_error err = {{0}};
     void *buf = NULL;
@@ -200,6 +200,14 @@ static inline void tc_info(const joule_model *m, uint64_t *params, uint64_t *mac
     joule_model *c = NULL;
     assert_joule_ok(joule_model_load_buffer(buf, len, "copy", NULL, &c, &err), &err);
     free(buf);
+    return c;
+}
+
+/* Parameters and MACs of m by joule_model_info (on a fresh copy, which info's inference edits). */
+static inline void tc_info(const joule_model *m, uint64_t *params, uint64_t *macs)
+{
+    joule_error err = {{0}};
+    joule_model *c = tc_roundtrip(m);
     joule_info *info = NULL;
     assert_joule_ok(joule_model_info(c, NULL, 0, &info, &err), &err);
     *params = info->total_params;

@@ -25,12 +25,7 @@ static int64_t channel_stats(const joule_model *m, const joule_tensor *x, const 
                              bool last_axis, double *mean, double *sd)
 {
     joule_error err = {{0}};
-    void *buf = NULL;
-    size_t len = 0;
-    assert_joule_ok(joule_model_serialize(m, &buf, &len, &err), &err);
-    joule_model *c = NULL;
-    assert_joule_ok(joule_model_load_buffer(buf, len, "copy", NULL, &c, &err), &err);
-    free(buf);
+    joule_model *c = tc_roundtrip(m);
     joule_value *v = joule_graph_find_value(c->graph, name);
     assert_non_null(v);
     assert_joule_ok(joule_graph_add_output(c->graph, v, &err), &err);
@@ -74,18 +69,6 @@ static void expect_same_means(const joule_model *a, const joule_model *b, const 
             fail_msg("%s channel %lld: mean %.7g before pruning, %.7g after correction", name,
                      (long long)c, ma[c], mb[c]);
     }
-}
-
-static joule_model *copy_model(const joule_model *m)
-{
-    joule_error err = {{0}};
-    void *buf = NULL;
-    size_t len = 0;
-    assert_joule_ok(joule_model_serialize(m, &buf, &len, &err), &err);
-    joule_model *c = NULL;
-    assert_joule_ok(joule_model_load_buffer(buf, len, "copy", NULL, &c, &err), &err);
-    free(buf);
-    return c;
 }
 
 /* Calibration items: random in [-1, 1) shifted by +0.5 (so means are not zero). */
@@ -334,7 +317,7 @@ static void test_matmul(void **state)
     assert_int_equal(tc_count_op(m->graph, "Add"), 2); /* one inserted after mm2 */
     assert_true(tc_node(m->graph, "add")->inputs[0] == joule_graph_find_value(m->graph, "b1"));
     /* it survives a save and load, and the engine runs it */
-    joule_model *c = copy_model(m);
+    joule_model *c = tc_roundtrip(m);
     joule_error err = {{0}};
     assert_joule_ok(joule_graph_validate(c->graph, &err), &err);
     expect_same_means(orig, c, x, "y", true);
