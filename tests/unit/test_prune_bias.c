@@ -328,34 +328,49 @@ static void test_matmul(void **state)
     joule_tensor_free(x);
 }
 
+static void *model_bytes(const joule_model *m, size_t *len)
+{
+    joule_error err = {{0}};
+    void *b = NULL;
+    assert_joule_ok(joule_model_serialize(m, &b, len, &err), &err);
+    return b;
+}
+
+/* After a refused call: one line naming needle, no report rows, and m byte for byte as b0 (its
+ * bytes before the call). Frees b0, r and m. */
+static void check_refusal(joule_model *m, void *b0, size_t l0, const joule_error *err,
+                          joule_report *r, const char *needle)
+{
+    print_message("refused: %s\n", err->msg);
+    assert_non_null(strstr(err->msg, needle));
+    assert_null(strchr(err->msg, '\n'));
+    assert_int_equal(r->n, 0);
+    size_t l1 = 0;
+    void *b1 = model_bytes(m, &l1);
+    assert_int_equal(l0, l1);
+    assert_memory_equal(b0, b1, l0);
+    free(b0);
+    free(b1);
+    joule_report_free(r);
+    joule_model_free(m);
+}
+
 /* One line naming needle; the model byte for byte as before. */
 static void expect_refused(const joule_tensor *x, bool with_data, const char *needle)
 {
     joule_model *m = conv_model();
-    joule_error err = {{0}};
-    void *b0 = NULL, *b1 = NULL;
-    size_t l0 = 0, l1 = 0;
-    assert_joule_ok(joule_model_serialize(m, &b0, &l0, &err), &err);
+    size_t l0 = 0;
+    void *b0 = model_bytes(m, &l0);
     joule_prune_options o;
     joule_prune_defaults(&o);
     o.sparsity = 0.5;
     o.correct_bias.enabled = true;
     o.correct_bias.calib_tensor = with_data ? x : NULL;
+    joule_error err = {{0}};
     joule_report r;
     joule_report_init(&r);
-    joule_status st = joule_prune_magnitude(m, &o, &r, &err);
-    assert_int_not_equal(st, JOULE_OK);
-    print_message("refused: %s\n", err.msg);
-    assert_non_null(strstr(err.msg, needle));
-    assert_null(strchr(err.msg, '\n'));
-    assert_int_equal(r.n, 0);
-    assert_joule_ok(joule_model_serialize(m, &b1, &l1, &err), &err);
-    assert_int_equal(l0, l1);
-    assert_memory_equal(b0, b1, l0);
-    free(b0);
-    free(b1);
-    joule_report_free(&r);
-    joule_model_free(m);
+    assert_int_not_equal(joule_prune_magnitude(m, &o, &r, &err), JOULE_OK);
+    check_refusal(m, b0, l0, &err, &r, needle);
 }
 
 static void test_bad_input(void **state)
@@ -592,30 +607,19 @@ static void test_channels_gemm(void **state)
 static void expect_channels_refused(const joule_tensor *x, double ratio, const char *needle)
 {
     joule_model *m = chain_model();
-    joule_error err = {{0}};
-    void *b0 = NULL, *b1 = NULL;
-    size_t l0 = 0, l1 = 0;
-    assert_joule_ok(joule_model_serialize(m, &b0, &l0, &err), &err);
+    size_t l0 = 0;
+    void *b0 = model_bytes(m, &l0);
     joule_channel_options o;
     joule_channel_defaults(&o);
     o.ratio = ratio;
     o.correct_bias.enabled = true;
     o.correct_bias.calib_tensor = x;
+    joule_error err = {{0}};
     joule_report r;
     joule_report_init(&r);
     assert_int_not_equal(joule_prune_channels(m, &o, &r, &err), JOULE_OK);
-    print_message("refused: %s\n", err.msg);
-    assert_non_null(strstr(err.msg, needle));
     assert_non_null(strstr(err.msg, "prune_channels"));
-    assert_null(strchr(err.msg, '\n'));
-    assert_int_equal(r.n, 0);
-    assert_joule_ok(joule_model_serialize(m, &b1, &l1, &err), &err);
-    assert_int_equal(l0, l1);
-    assert_memory_equal(b0, b1, l0);
-    free(b0);
-    free(b1);
-    joule_report_free(&r);
-    joule_model_free(m);
+    check_refusal(m, b0, l0, &err, &r, needle);
 }
 
 static void test_channels_bad_input(void **state)
