@@ -10,6 +10,7 @@
  *    integer kernels, int32 bias scales are exactly x_scale * w_scale, QOperator output runs,
  *    exclusions are honoured, and refusals leave the model untouched. */
 #include "common.h"
+#include "test_compress_util.h"
 #include "test_graph_build.h"
 
 #include <math.h>
@@ -39,12 +40,9 @@ static joule_model *load_fixture(const char *name)
 
 static bool have_fixture(const char *name)
 {
-    char rel[256], path[1024];
+    char rel[256];
     snprintf(rel, sizeof rel, "tests/data/%s.onnx", name);
-    FILE *f = fopen(test_source_path(rel, path, sizeof path), "rb");
-    if (f)
-        fclose(f);
-    return f != NULL;
+    return tc_have(rel);
 }
 
 static joule_tensor *images(void)

@@ -34,6 +34,17 @@ static inline joule_tensor *tc_images(void)
     return x;
 }
 
+/* Whether the file at rel (from the source root) can be opened: tests of an optional fixture
+ * skip without it. */
+static inline bool tc_have(const char *rel)
+{
+    char path[4096];
+    FILE *f = fopen(test_source_path(rel, path, sizeof path), "rb");
+    if (f)
+        fclose(f);
+    return f != NULL;
+}
+
 /* Runs m on x (fed to its one non-constant input) and returns a copy of the graph output named
  * name (NULL: output 0). */
 static inline joule_tensor *tc_run_output(const joule_model *m, const joule_tensor *x,

@@ -81,11 +81,8 @@ static const int64_t *ints_of(const joule_node *n, int k)
 static void test_fixture_attention(void **state)
 {
     (void)state;
-    char path[4096];
-    FILE *f = fopen(test_source_path("tests/data/transformer.onnx", path, sizeof path), "rb");
-    if (!f)
+    if (!tc_have("tests/data/transformer.onnx"))
         skip();
-    fclose(f);
     joule_error err = {{0}};
     joule_model *m = tc_load("tests/data/transformer.onnx");
     uint64_t p0, m0, p1, m1;
@@ -164,11 +161,8 @@ static void test_fixture_attention(void **state)
 static void test_fixture_nothing_removed(void **state)
 {
     (void)state;
-    char path[4096];
-    FILE *f = fopen(test_source_path("tests/data/transformer.onnx", path, sizeof path), "rb");
-    if (!f)
+    if (!tc_have("tests/data/transformer.onnx"))
         skip();
-    fclose(f);
     joule_error err = {{0}};
     joule_model *m = tc_load("tests/data/transformer.onnx");
     joule_tensor *x = tc_images(), *y0 = tc_run(m, x);
