@@ -84,17 +84,17 @@ static joule_model *layer_bn(bool gemm, bool bias)
     if (gemm) {
         int64_t xd[2] = {3, 6}, wd[2] = {6, 4};
         tc_input(m, "x", 2, xd);
-        tc_const(m, "W", JOULE_F32, 2, wd, w);
+        add_const(m, "W", JOULE_F32, 2, wd, w);
     } else {
         int64_t xd[4] = {2, 3, 5, 5}, wd[4] = {4, 3, 3, 3};
         tc_input(m, "x", 4, xd);
-        tc_const(m, "W", JOULE_F32, 4, wd, w);
+        add_const(m, "W", JOULE_F32, 4, wd, w);
     }
-    tc_const(m, "B", JOULE_F32, 1, c4, b);
-    tc_const(m, "scale", JOULE_F32, 1, c4, sc);
-    tc_const(m, "shift", JOULE_F32, 1, c4, sh);
-    tc_const(m, "mean", JOULE_F32, 1, c4, mu);
-    tc_const(m, "var", JOULE_F32, 1, c4, var);
+    add_const(m, "B", JOULE_F32, 1, c4, b);
+    add_const(m, "scale", JOULE_F32, 1, c4, sc);
+    add_const(m, "shift", JOULE_F32, 1, c4, sh);
+    add_const(m, "mean", JOULE_F32, 1, c4, mu);
+    add_const(m, "var", JOULE_F32, 1, c4, var);
     const char *in[3] = {"x", "W", "B"}, *out[1] = {"h"};
     joule_node *l = tc_add_node(m, gemm ? "Gemm" : "Conv", "layer", bias ? 3 : 2, in, 1, out);
     if (gemm)
@@ -202,14 +202,14 @@ static void test_constant_folding(void **state)
     /* DequantizeLinear of a constant int8 weight stays (folding would undo quantization) */
     int8_t q[3] = {10, -20, 30};
     float scale = 0.5f;
-    tc_const(m, "q", JOULE_I8, 1, d3, q);
-    tc_const(m, "qs", JOULE_F32, 0, NULL, &scale);
+    add_const(m, "q", JOULE_I8, 1, d3, q);
+    add_const(m, "qs", JOULE_F32, 0, NULL, &scale);
     const char *iq[2] = {"q", "qs"}, *oq[1] = {"dq"}, *iz[2] = {"y", "dq"}, *oz[1] = {"z"};
     tc_add_node(m, "DequantizeLinear", "dql", 2, iq, 1, oq);
     tc_add_node(m, "Mul", "mul2", 2, iz, 1, oz);
     /* a ConstantOfShape growing 16 bytes into 64 KiB stays too */
     int64_t shp[2] = {128, 128}, d2[1] = {2};
-    tc_const(m, "shp", JOULE_I64, 1, d2, shp);
+    add_const(m, "shp", JOULE_I64, 1, d2, shp);
     const char *ic[1] = {"shp"}, *ocs[1] = {"big"};
     tc_add_node(m, "ConstantOfShape", "cos", 1, ic, 1, ocs);
     const char *ish[1] = {"big"}, *osh[1] = {"big_shape"};
@@ -250,10 +250,10 @@ static void test_dedup_and_dead(void **state)
     int64_t xd[2] = {2, 4}, d4[1] = {4}, d22[2] = {2, 2};
     float a[4] = {1, 2, 3, 4};
     tc_input(m, "x", 2, xd);
-    tc_const(m, "A", JOULE_F32, 1, d4, a);
-    tc_const(m, "B", JOULE_F32, 1, d4, a);  /* equal to A */
-    tc_const(m, "C", JOULE_F32, 2, d22, a); /* same bytes, other dims: not equal */
-    tc_const(m, "unused", JOULE_F32, 1, d4, a);
+    add_const(m, "A", JOULE_F32, 1, d4, a);
+    add_const(m, "B", JOULE_F32, 1, d4, a);  /* equal to A */
+    add_const(m, "C", JOULE_F32, 2, d22, a); /* same bytes, other dims: not equal */
+    add_const(m, "unused", JOULE_F32, 1, d4, a);
     const char *i1[2] = {"x", "A"}, *o1[1] = {"h"}, *i2[2] = {"h", "B"}, *o2[1] = {"y"};
     const char *i3[1] = {"x"}, *o3[1] = {"dead"}, *i4[1] = {"C"}, *o4[1] = {"dead2"};
     tc_add_node(m, "Add", "add1", 2, i1, 1, o1);

@@ -98,7 +98,7 @@ static joule_model *gemm_model(const float *w, int64_t n, int64_t k, bool trans_
     assert_joule_ok(joule_model_new(13, &m, &err), &err);
     int64_t xd[2] = {1, k}, wd[2] = {trans_b ? n : k, trans_b ? k : n};
     tc_input(m, "x", 2, xd);
-    tc_const(m, "W", JOULE_F32, 2, wd, w);
+    add_const(m, "W", JOULE_F32, 2, wd, w);
     const char *in[2] = {"x", "W"}, *out[1] = {"y"};
     joule_node *g = tc_add_node(m, "Gemm", "gemm", 2, in, 1, out);
     assert_joule_ok(joule_node_set_attr_int(m->graph, g, "transB", trans_b, &err), &err);
@@ -293,7 +293,7 @@ static void test_nm_layouts(void **state)
         assert_joule_ok(joule_model_new(13, &m, &err), &err);
         int64_t xd[2] = {2, 8}, wd[2] = {8, 3};
         tc_input(m, "x", 2, xd);
-        tc_const(m, "W", JOULE_F32, 2, wd, w);
+        add_const(m, "W", JOULE_F32, 2, wd, w);
         const char *in[2] = {"x", "W"}, *out[1] = {"y"};
         tc_add_node(m, "MatMul", "mm", 2, in, 1, out);
         tc_output(m, "y");
@@ -707,9 +707,9 @@ static void test_channels_matmul_reshape(void **state)
     tc_fill(w2, 20, 13);
     int64_t xd[2] = {2, 6}, d1[2] = {6, 5}, db[1] = {5}, d2[2] = {5, 4};
     tc_input(m, "x", 2, xd);
-    tc_const(m, "W1", JOULE_F32, 2, d1, w1);
-    tc_const(m, "b1", JOULE_F32, 1, db, b1);
-    tc_const(m, "W2", JOULE_F32, 2, d2, w2);
+    add_const(m, "W1", JOULE_F32, 2, d1, w1);
+    add_const(m, "b1", JOULE_F32, 1, db, b1);
+    add_const(m, "W2", JOULE_F32, 2, d2, w2);
     const char *i1[2] = {"x", "W1"}, *o1[1] = {"h"}, *i2[2] = {"h", "b1"}, *o2[1] = {"hb"};
     const char *i3[1] = {"hb"}, *o3[1] = {"r"}, *i4[2] = {"r", "W2"}, *o4[1] = {"y"};
     tc_add_node(m, "MatMul", "mm1", 2, i1, 1, o1);
@@ -741,9 +741,9 @@ static void test_channels_matmul_reshape(void **state)
     int64_t cx[4] = {1, 2, 4, 4}, cwd[4] = {3, 2, 3, 3}, mwd[2] = {48, 5}, sd[1] = {2};
     int64_t shape[2] = {0, 48};
     tc_input(m, "x", 4, cx);
-    tc_const(m, "CW", JOULE_F32, 4, cwd, cw);
-    tc_const(m, "MW", JOULE_F32, 2, mwd, mw);
-    tc_const(m, "S", JOULE_I64, 1, sd, shape);
+    add_const(m, "CW", JOULE_F32, 4, cwd, cw);
+    add_const(m, "MW", JOULE_F32, 2, mwd, mw);
+    add_const(m, "S", JOULE_I64, 1, sd, shape);
     const char *c1[2] = {"x", "CW"}, *co1[1] = {"c"}, *c2[1] = {"c"}, *co2[1] = {"cr"};
     const char *c3[2] = {"cr", "S"}, *co3[1] = {"f"}, *c4[2] = {"f", "MW"}, *co4[1] = {"y"};
     joule_node *conv = tc_add_node(m, "Conv", "conv", 2, c1, 1, co1);
@@ -788,9 +788,9 @@ static void test_channels_gemm_layouts(void **state)
     c[2] = c[5] = 0;
     int64_t xd[2] = {3, 6}, d1[2] = {6, 8}, dc[1] = {8}, d2[2] = {5, 8};
     tc_input(m, "x", 2, xd);
-    tc_const(m, "W1", JOULE_F32, 2, d1, w1);
-    tc_const(m, "C", JOULE_F32, 1, dc, c);
-    tc_const(m, "W2", JOULE_F32, 2, d2, w2);
+    add_const(m, "W1", JOULE_F32, 2, d1, w1);
+    add_const(m, "C", JOULE_F32, 1, dc, c);
+    add_const(m, "W2", JOULE_F32, 2, d2, w2);
     const char *i1[3] = {"x", "W1", "C"}, *o1[1] = {"h"}, *i2[1] = {"h"}, *o2[1] = {"r"};
     const char *i3[2] = {"r", "W2"}, *o3[1] = {"y"};
     tc_add_node(m, "Gemm", "g1", 3, i1, 1, o1);

@@ -14,6 +14,7 @@
 #include "joule/npy.h"
 #include "joule/pipeline.h"
 #include "joule/prune.h"
+#include "test_graph_build.h"
 
 static inline joule_model *tc_load(const char *rel)
 {
@@ -131,20 +132,6 @@ static inline const joule_tensor *tc_weight(const joule_graph *g, const joule_no
 }
 
 /* ---- tiny hand-made graphs ---- */
-
-static inline joule_value *tc_const(joule_model *m, const char *name, joule_dtype dt, int rank,
-                                    const int64_t *dims, const void *data)
-{
-    joule_error err = {{0}};
-    joule_value *v = NULL;
-    joule_tensor *t = NULL;
-    assert_joule_ok(joule_graph_value(m->graph, name, &v, &err), &err);
-    assert_joule_ok(joule_tensor_new(dt, rank, dims, &t, &err), &err);
-    if (data && t->nbytes)
-        memcpy(joule_tensor_mutable_data(t), data, t->nbytes);
-    assert_joule_ok(joule_graph_set_initializer(m->graph, v, t, &err), &err);
-    return v;
-}
 
 static inline joule_value *tc_input(joule_model *m, const char *name, int rank,
                                     const int64_t *dims)

@@ -1,6 +1,7 @@
 /* tests/unit/test_graph_build.h: small helpers that build graphs in memory for the engine tests
- * (test_engine.c, test_engine_fusion.c) and the compression tests (test_compress_quant.c): a
- * model, inputs, outputs, initializers, nodes, and float32 tensors. Every call asserts success. Include after common.h. */
+ * (test_engine.c, test_engine_fusion.c) and the compression tests (through test_compress_util.h
+ * and test_compress_quant.c): a model, inputs, outputs, initializers, nodes, and float32
+ * tensors. Every call asserts success. Include after common.h. */
 #ifndef JOULE_TEST_GRAPH_BUILD_H
 #define JOULE_TEST_GRAPH_BUILD_H
 
@@ -44,7 +45,8 @@ static inline void add_output(joule_model *m, const char *name)
     assert_joule_ok(joule_graph_add_output(m->graph, v, &err), &err);
 }
 
-/* An initializer of dtype dt holding data (rank 0: one element; dims may be NULL). */
+/* An initializer of dtype dt holding data (rank 0: one element; dims may be NULL; data NULL:
+ * zeros). */
 static inline joule_value *add_const(joule_model *m, const char *name, joule_dtype dt, int rank,
                                      const int64_t *dims, const void *data)
 {
@@ -53,7 +55,8 @@ static inline joule_value *add_const(joule_model *m, const char *name, joule_dty
     joule_tensor *t = NULL;
     assert_joule_ok(joule_graph_value(m->graph, name, &v, &err), &err);
     assert_joule_ok(joule_tensor_new(dt, rank, dims, &t, &err), &err);
-    memcpy(joule_tensor_mutable_data(t), data, t->nbytes);
+    if (data && t->nbytes)
+        memcpy(joule_tensor_mutable_data(t), data, t->nbytes);
     assert_joule_ok(joule_graph_set_initializer(m->graph, v, t, &err), &err);
     return v;
 }

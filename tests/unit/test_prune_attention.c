@@ -227,19 +227,19 @@ static joule_model *build_mha(variant var)
         snprintf(bn, sizeof bn, "b%s", nm[i]);
         snprintf(mo, sizeof mo, "%s_mm", nm[i]);
         snprintf(ao, sizeof ao, "%s_b", nm[i]);
-        tc_const(m, wn, JOULE_F32, 2, wd, w);
-        tc_const(m, bn, JOULE_F32, 1, bd, b);
+        add_const(m, wn, JOULE_F32, 2, wd, w);
+        add_const(m, bn, JOULE_F32, 1, bd, b);
         node2(m, "MatMul", nm[i], "x", wn, mo);
         node2(m, "Add", ao, bn, mo, ao);
     }
     float wp[C * P];
     tc_fill(wp, C * P, 300);
-    tc_const(m, "Wp", JOULE_F32, 2, pd, wp);
+    add_const(m, "Wp", JOULE_F32, 2, pd, wp);
     int64_t s_qv[4] = {0, 0, H, HD}, s_k[4] = {0, 0, H, -1};
-    tc_const(m, "S_qv", JOULE_I64, 1, sd, s_qv);
-    tc_const(m, "S_k", JOULE_I64, 1, sd, s_k);
+    add_const(m, "S_qv", JOULE_I64, 1, sd, s_qv);
+    add_const(m, "S_k", JOULE_I64, 1, sd, s_k);
     float half = 0.5f;
-    tc_const(m, "scale", JOULE_F32, 0, NULL, &half);
+    add_const(m, "scale", JOULE_F32, 0, NULL, &half);
     node2(m, "Reshape", "q_split", "q_b", "S_qv", "q4");
     node2(m, "Reshape", "k_split", "k_b", "S_k", "k4");
     node2(m, "Reshape", "v_split", "v_b", "S_qv", "v4");
@@ -254,7 +254,7 @@ static joule_model *build_mha(variant var)
     if (var == V_HEAD_CONST) {
         float hv[HD] = {1.0f, 0.5f, 2.0f, 1.5f};
         int64_t hdims[4] = {1, 1, 1, HD};
-        tc_const(m, "hscale", JOULE_F32, 4, hdims, hv);
+        add_const(m, "hscale", JOULE_F32, 4, hdims, hv);
         node2(m, "Mul", "q_hscale", "qt", "hscale", "qts");
         qt = "qts";
     }
