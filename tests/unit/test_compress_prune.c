@@ -502,21 +502,9 @@ static joule_model *cleaned(const char *fixture)
 static void channels_shrink(const char *fixture, bool cleanup)
 {
     joule_model *m = cleanup ? cleaned(fixture) : tc_load(fixture);
-    joule_error err = {{0}};
-    uint64_t p0, m0, p1, m1;
-    tc_info(m, &p0, &m0);
     joule_report r;
     joule_report_init(&r);
-    joule_channel_options o;
-    joule_channel_defaults(&o);
-    o.ratio = 0.3;
-    assert_joule_ok(joule_prune_channels(m, &o, &r, &err), &err);
-    assert_joule_ok(joule_graph_validate(m->graph, &err), &err);
-    tc_info(m, &p1, &m1);
-    if (!(p1 <= p0 * 3 / 4 && m1 <= m0 * 3 / 4))
-        fail_msg("%s: params %llu -> %llu, MACs %llu -> %llu: less than 25%% fewer", fixture,
-                 (unsigned long long)p0, (unsigned long long)p1, (unsigned long long)m0,
-                 (unsigned long long)m1);
+    tc_prune_channels_30(m, &r, fixture);
     joule_tensor *x = tc_images(), *y = tc_run(m, x);
     assert_int_equal(y->rank, 2);
     assert_int_equal(y->dims[0], 64);

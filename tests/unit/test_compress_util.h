@@ -214,4 +214,23 @@ static inline void tc_info(const joule_model *m, uint64_t *params, uint64_t *mac
     joule_model_free(c);
 }
 
+/* Channel pruning at ratio 0.3 (rows into r), then the issue's size check: a valid graph with
+ * at least 25% fewer parameters and MACs; label names the model in a failure. */
+static inline void tc_prune_channels_30(joule_model *m, joule_report *r, const char *label)
+{
+    joule_error err = {{0}};
+    uint64_t p0, m0, p1, m1;
+    tc_info(m, &p0, &m0);
+    joule_channel_options o;
+    joule_channel_defaults(&o);
+    o.ratio = 0.3;
+    assert_joule_ok(joule_prune_channels(m, &o, r, &err), &err);
+    assert_joule_ok(joule_graph_validate(m->graph, &err), &err);
+    tc_info(m, &p1, &m1);
+    if (!(p1 <= p0 * 3 / 4 && m1 <= m0 * 3 / 4))
+        fail_msg("%s: params %llu -> %llu, MACs %llu -> %llu: less than 25%% fewer", label,
+                 (unsigned long long)p0, (unsigned long long)p1, (unsigned long long)m0,
+                 (unsigned long long)m1);
+}
+
 #endif

@@ -83,22 +83,10 @@ static void test_fixture_attention(void **state)
     (void)state;
     if (!tc_have("tests/data/transformer.onnx"))
         skip();
-    joule_error err = {{0}};
     joule_model *m = tc_load("tests/data/transformer.onnx");
-    uint64_t p0, m0, p1, m1;
-    tc_info(m, &p0, &m0);
     joule_report r;
     joule_report_init(&r);
-    joule_channel_options o;
-    joule_channel_defaults(&o);
-    o.ratio = 0.3;
-    assert_joule_ok(joule_prune_channels(m, &o, &r, &err), &err);
-    assert_joule_ok(joule_graph_validate(m->graph, &err), &err);
-    tc_info(m, &p1, &m1);
-    if (!(p1 <= p0 * 3 / 4 && m1 <= m0 * 3 / 4))
-        fail_msg("params %llu -> %llu, MACs %llu -> %llu: less than 25%% fewer",
-                 (unsigned long long)p0, (unsigned long long)p1, (unsigned long long)m0,
-                 (unsigned long long)m1);
+    tc_prune_channels_30(m, &r, "transformer");
     const joule_graph *g = m->graph;
     static const char *const blocks[2] = {"/blocks/blocks.0/", "/blocks/blocks.1/"};
     joule_model *ref = tc_load("tests/data/transformer.onnx");
